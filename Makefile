@@ -1,0 +1,151 @@
+# Stagedoor: every developer task is a make target.
+#   make dev       build all functions, run them on local Workers (wrangler dev, D1 + KV)
+#   make dev-spin  the same on the Spin test host (SQLite + key-value files in .spin/)
+#   make test      native tests, then the end-to-end suite on both runtimes
+# Tools are installed on first use, at pinned versions, and skipped when present.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Pins that must match: the wasm-bindgen CLI must equal the wasm-bindgen
+# library in Cargo.lock (checked by shared/tests/tidy.rs).
+WORKER_BUILD_VERSION := 0.8.7
+WASM_BINDGEN_VERSION := 0.2.130
+
+FUNCTIONS := signup
+PORT ?= 8787
+SPIN_PORT ?= 3000
+
+CARGO_BIN := $(HOME)/.cargo/bin
+NPM_BIN := $(CURDIR)/node_modules/.bin
+STATE := $(CURDIR)/.wrangler/state
+
+# worker-build takes its tools from these instead of downloading them.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export WASM_OPT_BIN := $(NPM_BIN)/wasm-opt
+export ESBUILD_BIN := $(NPM_BIN)/esbuild
+# Quiet, offline wrangler with its config and logs inside the repo.
+export WRANGLER_SEND_METRICS := false
+export WRANGLER_SEND_ERROR_REPORTS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+export XDG_CONFIG_HOME := $(CURDIR)/.wrangler/config
+export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
+
+.PHONY: help tools rust-targets worker-build wasm-bindgen npm geo-test-data geo-data \
+        build build-workers build-workers-dev build-spin spin-host secrets migrate \
+        dev dev-spin test test-native test-e2e clean
+
+help:
+	@grep -E '^#   make' Makefile | sed 's/^#   //'
+
+## Tools ---------------------------------------------------------------------
+
+tools: rust-targets worker-build wasm-bindgen npm geo-test-data
+
+rust-targets:
+	@installed=$$(rustup target list --installed); \
+	for t in wasm32-unknown-unknown wasm32-wasip2; do \
+	  grep -qx $$t <<<"$$installed" || rustup target add $$t; \
+	done
+
+worker-build:
+	@if [ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null | awk '{print $$2}')" != "$(WORKER_BUILD_VERSION)" ]; then \
+	  echo "installing worker-build $(WORKER_BUILD_VERSION) (once; ~10 min cold)"; \
+	  cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked; \
+	fi
+
+# Not --locked: the registry mirror lacks one of its pinned transitive versions.
+wasm-bindgen:
+	@if [ "$$($(CARGO_BIN)/wasm-bindgen --version 2>/dev/null | awk '{print $$2}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (once; ~9 min cold)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	fi
+
+npm: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+geo-test-data:
+	@tools/geo-data.sh test
+
+geo-data:
+	@tools/geo-data.sh dbip
+
+## Build ---------------------------------------------------------------------
+
+build: build-workers build-spin
+
+# Release builds with wasm-opt: what gets deployed and measured.
+build-workers: tools
+	@for f in $(FUNCTIONS); do \
+	  (cd functions/$$f && worker-build --release . --features cloudflare); \
+	done
+
+# Faster builds for `make dev`: same code, no wasm-opt pass.
+build-workers-dev: tools
+	@for f in $(FUNCTIONS); do \
+	  (cd functions/$$f && worker-build --release --no-opt . --features cloudflare); \
+	done
+
+build-spin: rust-targets
+	cargo build --release --target wasm32-wasip2 --features spin $(addprefix -p ,$(FUNCTIONS))
+
+spin-host:
+	cargo build --release -p spin-host
+
+## Local runtimes --------------------------------------------------------------
+
+# Local keys, generated once and kept in git-ignored files. Production keys
+# are Worker secrets / Spin variables (see README).
+secrets: .wrangler/dev-secrets
+.wrangler/dev-secrets:
+	@mkdir -p .wrangler
+	@printf 'DATA_KEYS=k1:%s\nINDEX_KEY=%s\n' "$$(head -c32 /dev/urandom | base64)" "$$(head -c32 /dev/urandom | base64)" > $@
+	@echo "generated local keys in $@"
+	@for f in $(FUNCTIONS); do cp $@ functions/$$f/.dev.vars; done
+
+WRANGLER := $(NPM_BIN)/wrangler
+WORKER_CONFIGS := -c wrangler.toml $(foreach f,$(FUNCTIONS),-c functions/$(f)/wrangler.toml)
+
+migrate: npm
+	$(WRANGLER) d1 migrations apply DB --local -c wrangler.toml --persist-to $(STATE)
+	$(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to $(STATE) --file tools/seed-demo.sql >/dev/null
+
+dev: build-workers-dev secrets migrate
+	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
+	@echo
+	@echo "  Stagedoor is starting on http://localhost:$(PORT)"
+	@echo "  Capture page:  http://localhost:$(PORT)/s/demo"
+	@echo "  JSON signup:   curl -X POST http://localhost:$(PORT)/api/v1/signup -H 'content-type: application/json' \\"
+	@echo "                   -d '{\"page\":\"demo\",\"email\":\"you@example.com\",\"consent\":true}'"
+	@echo "  Fans:          $(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to .wrangler/state --command 'SELECT status,country,region,city FROM fans'"
+	@echo
+	$(WRANGLER) dev $(WORKER_CONFIGS) --port $(PORT) --ip 127.0.0.1 --persist-to $(STATE)
+
+dev-spin: build-spin spin-host geo-data secrets
+	@mkdir -p .spin
+	@echo
+	@echo "  Stagedoor (Spin) is starting on http://localhost:$(SPIN_PORT)"
+	@echo "  Capture page:  http://localhost:$(SPIN_PORT)/s/demo"
+	@echo
+	set -a; source .wrangler/dev-secrets; set +a; \
+	SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" \
+	target/release/spin-host --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin \
+	  --sqlite @schema/0001_init.sql --sqlite @tools/seed-demo.sql
+
+## Tests -----------------------------------------------------------------------
+
+test: test-native test-e2e
+
+test-native: geo-test-data
+	cargo test --workspace --exclude e2e --exclude spin-host --features shared/native
+
+# The e2e suite starts and stops wrangler dev and the Spin host itself.
+test-e2e: build-workers build-spin spin-host
+	cargo test -p e2e --release
+
+clean:
+	cargo clean
+	rm -rf .wrangler .spin functions/*/build

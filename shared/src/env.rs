@@ -1,0 +1,112 @@
+//! The ports: what a function may ask of the platform it runs on. Each
+//! adapter (`adapters::*`) implements them; functions see only these traits.
+//!
+//! Both platforms run one request per single-threaded wasm instance, so the
+//! async methods carry no `Send` bounds and functions are generic over
+//! [`Env`] rather than using trait objects.
+#![allow(async_fn_in_trait)]
+
+use std::future::Future;
+use std::net::IpAddr;
+
+use crate::geo::Place;
+use crate::sql::{Param, Row, Stmt};
+use crate::Error;
+
+/// SQL database, SQLite dialect.
+pub trait Db {
+    /// Runs a query and returns all rows. No rows is `Ok(vec![])`.
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error>;
+    /// Runs one statement; returns the number of rows it changed.
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error>;
+    /// Runs the statements in order inside one transaction: either all take
+    /// effect or none does (D1 `batch`, `BEGIN IMMEDIATE … COMMIT` elsewhere).
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error>;
+}
+
+/// Key-value store. Eventually consistent on Workers (~60 s): use it for
+/// read-mostly data and approximate counters, never for exact state.
+pub trait Kv {
+    /// A missing or expired key is `Ok(None)`.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error>;
+    /// Stores `value`; with `ttl_secs` the key disappears after that long
+    /// (Workers KV rounds anything below 60 s up to 60 s).
+    async fn put(&self, key: &str, value: &[u8], ttl_secs: Option<u32>) -> Result<(), Error>;
+    /// Deleting a missing key succeeds.
+    async fn delete(&self, key: &str) -> Result<(), Error>;
+}
+
+/// What is known about the client of the current request.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    /// The client address: for geo lookup and salted rate-limit keys only.
+    /// Never stored, never logged.
+    pub ip: Option<IpAddr>,
+}
+
+/// Everything a function may use, for one request.
+pub trait Env {
+    type Db: Db;
+    type Kv: Kv;
+
+    fn db(&self) -> &Self::Db;
+    fn kv(&self) -> &Self::Kv;
+
+    /// A secret or plain setting (Worker secrets/vars, Spin variables,
+    /// process environment natively). Names are lower_snake_case; adapters
+    /// map them to their platform's convention.
+    fn var(&self, name: &str) -> Option<String>;
+
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+
+    /// Fills `buf` from the platform's CSPRNG.
+    fn random(&self, buf: &mut [u8]) -> Result<(), Error>;
+
+    fn client(&self) -> &Client;
+
+    /// The client's approximate location: from the edge's own data on
+    /// Workers, from an IP database on Spin and natively. Unknown is
+    /// `Place::default()`, never an error: signups must not fail on geo.
+    fn place(&self) -> Place;
+
+    /// Attribution to show where `place` comes from a database that
+    /// requires it (DB-IP Lite, CC BY 4.0): `(text, url)`.
+    fn geo_attribution(&self) -> Option<(&'static str, &'static str)>;
+
+    /// Outbound HTTP.
+    async fn fetch(&self, req: crate::Request) -> Result<crate::Response, Error>;
+
+    /// Work to finish after the response is sent (Workers `waitUntil`;
+    /// on Spin and natively it runs before the handler returns).
+    fn defer(&self, work: impl Future<Output = ()> + 'static);
+
+    /// Logs a server-side fault. Never pass personal data here.
+    fn log_error(&self, msg: &str);
+}
+
+/// Parses a client address as platforms hand it over: a bare IP, `ip:port`
+/// or `[ipv6]:port`.
+pub fn parse_client_addr(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    if let Ok(ip) = s.parse() {
+        return Some(ip);
+    }
+    if let Ok(sock) = s.parse::<std::net::SocketAddr>() {
+        return Some(sock.ip());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_addr_forms() {
+        for (s, ip) in [("127.0.0.1:41860", "127.0.0.1"), ("81.2.69.142", "81.2.69.142"), ("[2001:218::1]:80", "2001:218::1"), ("2001:218::1", "2001:218::1")] {
+            assert_eq!(parse_client_addr(s), Some(ip.parse().unwrap()), "{s}");
+        }
+        assert_eq!(parse_client_addr("nope"), None);
+    }
+}

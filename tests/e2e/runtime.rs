@@ -1,0 +1,244 @@
+//! Starting and stopping the local runtimes, and talking to them.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::http;
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// The local keys `make secrets` generated: wrangler dev reads them from
+/// each function's `.dev.vars`; the Spin host gets the same values, and the
+/// cases use them to check what was stored.
+pub struct Keys {
+    pub data_keys: String,
+    pub index_key: String,
+}
+
+pub fn keys() -> Result<Keys, String> {
+    let path = root().join("functions/signup/.dev.vars");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (run `make secrets`)", path.display()))?;
+    let get = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| format!("{name} missing in {}", path.display()))
+    };
+    Ok(Keys { data_keys: get("DATA_KEYS")?, index_key: get("INDEX_KEY")? })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Workers,
+    Spin,
+}
+
+/// A running runtime as the cases see it.
+pub struct Target {
+    pub kind: Kind,
+    pub base: String,
+    /// Directory holding every file the runtime persisted.
+    pub state: PathBuf,
+    pub db_path: PathBuf,
+}
+
+/// A child process group, stopped on drop.
+pub struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Kill the whole group: npx → wrangler → workerd.
+        let _ = Command::new("kill").args(["-TERM", "--"]).arg(format!("-{}", self.0.id())).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--"]).arg(format!("-{}", self.0.id())).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = root().join("target/e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create state dir");
+    dir
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("{cmd:?} failed:\n{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+fn wrangler(root: &Path) -> Command {
+    let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+    cmd.current_dir(root)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+        .env("XDG_CONFIG_HOME", root.join(".wrangler/config"))
+        .env("WRANGLER_LOG_PATH", root.join(".wrangler/logs"));
+    cmd
+}
+
+fn function_configs(root: &Path) -> Vec<String> {
+    let mut out = vec!["-c".to_owned(), "wrangler.toml".to_owned()];
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join("functions")).expect("functions/").flatten().map(|e| e.path()).collect();
+    dirs.sort();
+    for d in dirs {
+        if d.join("wrangler.toml").exists() {
+            out.push("-c".to_owned());
+            out.push(d.join("wrangler.toml").strip_prefix(root).expect("under root").display().to_string());
+        }
+    }
+    out
+}
+
+pub fn start_workers() -> crate::Started {
+    let root = root();
+    let state = fresh_dir("workers");
+    keys()?;
+    let persist = state.join("state");
+    run(wrangler(&root).args(["d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to"]).arg(&persist))?;
+    run(wrangler(&root).args(["d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--file", "tests/e2e/fixtures.sql", "--persist-to"]).arg(&persist))?;
+    let port = free_port();
+    let log = std::fs::File::create(state.join("wrangler.log")).map_err(|e| e.to_string())?;
+    let child = wrangler(&root)
+        .arg("dev")
+        .args(function_configs(&root))
+        .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "warn"])
+        .arg("--persist-to")
+        .arg(&persist)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("wrangler dev: {e}"))?;
+    let server = Server(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(&base, Duration::from_secs(120)).map_err(|e| format!("{e}; see {}", state.join("wrangler.log").display()))?;
+    let d1 = persist.join("v3/d1/miniflare-D1DatabaseObject");
+    let db_path = std::fs::read_dir(&d1)
+        .map_err(|e| format!("{}: {e}", d1.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"))
+        .ok_or("no D1 database file")?;
+    Ok((server, Arc::new(Target { kind: Kind::Workers, base, state, db_path })))
+}
+
+pub fn start_spin() -> crate::Started {
+    let root = root();
+    let state = fresh_dir("spin");
+    let host = root.join("target/release/spin-host");
+    if !host.exists() {
+        return Err(format!("{} is missing: run `make test-e2e`", host.display()));
+    }
+    // The real manifest, with paths made absolute and the geo mount pointed
+    // at MaxMind's test database.
+    let manifest = std::fs::read_to_string(root.join("spin.toml")).map_err(|e| e.to_string())?;
+    let manifest = manifest
+        .replace("source = \"target/", &format!("source = \"{}/target/", root.display()))
+        .replace("source = \"data/geo\"", &format!("source = \"{}/.cache/geo\"", root.display()));
+    let manifest_path = state.join("spin.toml");
+    std::fs::write(&manifest_path, manifest).map_err(|e| e.to_string())?;
+    let keys = keys()?;
+    let port = free_port();
+    let mut child = Command::new(&host)
+        .current_dir(&root)
+        .arg("--from")
+        .arg(&manifest_path)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+        .arg(state.join("data"))
+        .args(["--sqlite", "@schema/0001_init.sql", "--sqlite", "@tests/e2e/fixtures.sql"])
+        .env("SPIN_VARIABLE_DATA_KEYS", &keys.data_keys)
+        .env("SPIN_VARIABLE_INDEX_KEY", &keys.index_key)
+        .env("SPIN_VARIABLE_CLIENT_IP_HEADER", "x-real-ip")
+        .env("SPIN_VARIABLE_GEO_FILES", "/geo/GeoIP2-City-Test.mmdb")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(state.join("spin-host.log")).map_err(|e| e.to_string())?)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("spin-host: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let server = Server(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(180))
+        .map_err(|_| format!("spin-host did not start; see {}", state.join("spin-host.log").display()))?;
+    let base = format!("http://127.0.0.1:{port}");
+    let db_path = state.join("data/sqlite_db.db");
+    Ok((server, Arc::new(Target { kind: Kind::Spin, base, state, db_path })))
+}
+
+fn wait_ready(base: &str, limit: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match get(&format!("{base}/s/e2e")) {
+            Ok(res) if res.status() == 200 => return Ok(()),
+            Ok(res) => last = format!("status {}", res.status()),
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(format!("not ready after {limit:?}: {last}"))
+}
+
+fn get(url: &str) -> Result<http::Response<Vec<u8>>, String> {
+    let req = http::Request::get(url).body(Vec::new()).map_err(|e| e.to_string())?;
+    shared::adapters::native::http1_fetch(req).map_err(|e| e.to_string())
+}
+
+/// The header that carries the client address to each runtime in tests:
+/// workerd passes `CF-Connecting-IP` through locally; the Spin host is
+/// configured (client_ip_header) to trust `x-real-ip`.
+impl Target {
+    pub fn ip_header(&self) -> &'static str {
+        match self.kind {
+            Kind::Workers => "cf-connecting-ip",
+            Kind::Spin => "x-real-ip",
+        }
+    }
+
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<http::Response<Vec<u8>>, String> {
+        let mut b = http::Request::builder().method(method).uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let req = b.body(body.to_vec()).map_err(|e| e.to_string())?;
+        shared::adapters::native::http1_fetch(req).map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    pub fn db(&self) -> Result<rusqlite::Connection, String> {
+        let c = rusqlite::Connection::open_with_flags(&self.db_path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("open {}: {e}", self.db_path.display()))?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+}
