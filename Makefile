@@ -143,8 +143,8 @@ test-native: geo-test-data
 	cargo test --workspace --exclude e2e --exclude spin-host --features shared/native
 
 # The e2e suite starts and stops wrangler dev and the Spin host itself.
-test-e2e: build-workers build-spin spin-host
-	cargo test -p e2e --release
+test-e2e: build-workers build-spin spin-host secrets geo-test-data
+	cargo test -p e2e --test e2e
 
 clean:
 	cargo clean

@@ -252,11 +252,16 @@ pub fn http1_fetch(req: Request) -> Result<Response, Error> {
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(Error::unavailable)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n", req.method(), path, authority, req.body().len());
+    let mut head = head.into_bytes();
     for (k, v) in req.headers() {
-        head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap_or("")));
+        // Raw bytes: header values may carry UTF-8 (e.g. a city name).
+        head.extend_from_slice(k.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(v.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).and_then(|_| stream.write_all(req.body())).map_err(Error::unavailable)?;
+    head.extend_from_slice(b"\r\n");
+    stream.write_all(&head).and_then(|_| stream.write_all(req.body())).map_err(Error::unavailable)?;
     // Servers may hold the connection open despite `connection: close`,
     // so stop at the end of the message rather than at EOF.
     let is_head = req.method() == http::Method::HEAD;
