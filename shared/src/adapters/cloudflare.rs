@@ -37,11 +37,10 @@ impl Platform {
     pub async fn prepare(mut req: worker::Request, env: worker::Env, ctx: worker::Context) -> Result<(Request, Platform), Response> {
         let fail = |e: Error| httpx::json_error(&e);
         let mut builder = http::Request::builder().method(req.method().as_ref());
-        let url = req.url().map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("bad URL: {e}"))))?;
-        let path_and_query = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_owned(),
-        };
+        // The raw URL string, not `req.url()`: parsing with the `url` crate
+        // would pull its IDNA tables into every function.
+        let url = req.inner().url();
+        let path_and_query = path_and_query(&url);
         builder = builder.uri(path_and_query);
         for (name, value) in req.headers().entries() {
             builder = builder.header(name, value);
@@ -55,6 +54,12 @@ impl Platform {
         let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx, client, cf };
         Ok((request, platform))
     }
+}
+
+/// `https://host/p?q` → `/p?q`.
+fn path_and_query(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
 }
 
 async fn read_body(req: &mut worker::Request) -> Result<Vec<u8>, Error> {
