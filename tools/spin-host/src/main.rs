@@ -1,0 +1,222 @@
+//! `spin-host`: a minimal Spin-compatible HTTP host for Stagedoor's end-to-end tests.
+//!
+//! No Spin runtime can be installed where our tests run, so this serves the same
+//! `spin.toml` with wasmtime: HTTP routing, Spin's request headers, key-value,
+//! SQLite, variables and `files`. See README.md for what is left out.
+
+mod host;
+mod manifest;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::WasiHttpView;
+
+const USAGE: &str = "usage: spin-host --from <spin.toml> --listen <ip:port> --state-dir <dir> [--sqlite @<file.sql>]... [--quiet]";
+
+struct Args {
+    from: PathBuf,
+    listen: SocketAddr,
+    state_dir: PathBuf,
+    sqlite: Vec<PathBuf>,
+    quiet: bool,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let (mut from, mut listen, mut state_dir, mut sqlite, mut quiet) = (None, None, None, Vec::new(), false);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--from" | "-f" => from = Some(PathBuf::from(value()?)),
+            "--listen" => listen = Some(value()?.parse().map_err(|e| format!("--listen: {e}"))?),
+            "--state-dir" => state_dir = Some(PathBuf::from(value()?)),
+            "--sqlite" => {
+                let v = value()?;
+                // Like `spin up`, only `@file` scripts; inline SQL is not needed by our tests.
+                sqlite.push(PathBuf::from(v.strip_prefix('@').ok_or("--sqlite expects @<file.sql>")?));
+            }
+            "--quiet" => quiet = true,
+            "--help" | "-h" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(Args {
+        from: from.ok_or("--from is required")?,
+        listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))), // `spin up`'s default
+        state_dir: state_dir.ok_or("--state-dir is required")?,
+        sqlite,
+        quiet,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("spin-host: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Guests block a worker while they run; keep a few even on a 2-core CI box.
+    let workers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
+    match runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(run(args))) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spin-host: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Server {
+    app: manifest::App,
+    components: Vec<(ProxyPre<host::GuestState>, Arc<host::ComponentConfig>)>,
+    shared: Arc<host::Shared>,
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let started = Instant::now();
+    let app = manifest::load(&args.from, &|k| std::env::var(k).ok())?;
+    let shared = Arc::new(host::Shared::open(&args.state_dir, args.quiet)?);
+    for script in &args.sqlite {
+        let sql = std::fs::read_to_string(script).map_err(|e| format!("reading {}: {e}", script.display()))?;
+        shared.apply_sql(&sql).map_err(|e| format!("applying {}: {e}", script.display()))?;
+    }
+
+    let engine = Engine::new(&Config::new()).map_err(|e| e.to_string())?;
+    let mut linker = Linker::new(&engine);
+    host::add_to_linker(&mut linker).map_err(|e| e.to_string())?;
+    let mut components = Vec::new();
+    let mut compiled: Vec<(PathBuf, Component)> = Vec::new();
+    for c in &app.components {
+        let component = match compiled.iter().find(|(p, _)| *p == c.source) {
+            Some((_, component)) => component.clone(),
+            None => {
+                let component = Component::from_file(&engine, &c.source).map_err(|e| format!("component `{}` ({}): {e:?}", c.id, c.source.display()))?;
+                compiled.push((c.source.clone(), component.clone()));
+                component
+            }
+        };
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(ProxyPre::new)
+            .map_err(|e| format!("component `{}`: {e:?}", c.id))?;
+        let stage = args.state_dir.join("files").join(&c.id);
+        let preopens = manifest::prepare_files(&app.dir, &c.files, &stage).map_err(|e| format!("component `{}`: {e}", c.id))?;
+        components.push((pre, Arc::new(host::ComponentConfig::new(c.clone(), preopens))));
+    }
+
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("binding {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if !args.quiet {
+        eprintln!("spin-host: {} component(s), {} route(s), ready in {:.2?}", components.len(), app.routes.len(), started.elapsed());
+    }
+    // Tests wait for exactly this line.
+    println!("spin-host listening on http://{local}");
+    let _ = std::io::stdout().flush();
+
+    let server = Arc::new(Server { app, components, shared });
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                eprintln!("spin-host: accept: {e}");
+                continue;
+            }
+        };
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| server.clone().handle(req, peer, local));
+            if let Err(e) = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                if !e.is_incomplete_message() {
+                    eprintln!("spin-host: connection from {peer}: {e}");
+                }
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync();
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    resp
+}
+
+impl Server {
+    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> Result<Response<HyperOutgoingBody>, std::convert::Infallible> {
+        let path = req.uri().path().to_string();
+        let Some((route, path_info)) = manifest::match_route(&self.app.routes, &path) else {
+            return Ok(text(StatusCode::NOT_FOUND, "Not Found"));
+        };
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map_or_else(|| local.to_string(), str::to_string);
+        let full_url = format!("http://{host}{}", req.uri().path_and_query().map_or("/", |p| p.as_str()));
+        let headers = [
+            ("spin-client-addr", peer.to_string()),
+            ("spin-full-url", full_url),
+            ("spin-path-info", path_info),
+            ("spin-matched-route", route.raw.clone()),
+            ("spin-raw-component-route", route.raw.clone()),
+            ("spin-component-route", route.base.clone()),
+            ("spin-base-path", "/".to_string()),
+        ];
+        for (name, value) in headers {
+            if let Ok(v) = http::HeaderValue::from_str(&value) {
+                req.headers_mut().insert(name, v);
+            }
+        }
+        let (pre, config) = &self.components[route.component];
+        let failure = |what: String| {
+            eprintln!("spin-host: component `{}` failed on {path}: {what}", config.manifest.id);
+            text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        };
+        let mut store = match host::GuestState::new(self.shared.clone(), config.clone()) {
+            Ok(state) => Store::new(pre.engine(), state),
+            Err(e) => return Ok(failure(e.to_string())),
+        };
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let resources = store.data_mut().http().new_incoming_request(Scheme::Http, req).and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
+        let (req, out) = match resources {
+            Ok(r) => r,
+            Err(e) => return Ok(failure(e.to_string())),
+        };
+        // A fresh instance per request, as in Spin. It runs in its own task because
+        // the guest may keep streaming the body after handing over the headers.
+        let (pre, id, task_path) = (pre.clone(), config.manifest.id.clone(), path.clone());
+        let task = tokio::spawn(async move {
+            let result = match pre.instantiate_async(&mut store).await {
+                Ok(proxy) => proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = &result {
+                // The root cause ("wasm trap: ...") next to the guest's own panic message
+                // says enough; the anonymous wasm backtrace would only add noise.
+                eprintln!("spin-host: component `{id}` failed on {task_path}: {}", e.root_cause());
+            }
+            result
+        });
+        Ok(match receiver.await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(code)) => failure(format!("guest responded with error {code:?}")),
+            Err(_) => match task.await {
+                Ok(Ok(())) => failure("guest never set a response".into()),
+                Ok(Err(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"), // logged above
+                Err(e) => failure(e.to_string()),
+            },
+        })
+    }
+}
