@@ -2,6 +2,7 @@
 //! (`POST /s/{page}`) and the JSON API for embedding (`POST /api/v1/signup`).
 //! Both posts run the same checks and the same store logic.
 
+mod confirm;
 mod input;
 mod page;
 mod store;
@@ -22,8 +23,20 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
             _ => httpx::json_error(&method_not_allowed()),
         });
     }
-    let Some(slug) = path.strip_prefix("/s/").filter(|s| !s.contains('/')) else {
+    let Some(rest) = path.strip_prefix("/s/") else {
         return page::not_found();
+    };
+    let slug = match rest.split_once('/') {
+        Some((slug, "confirm")) => {
+            let token = shared::httpx::query_param(&parts.uri, "t").unwrap_or_default();
+            return match parts.method {
+                Method::GET | Method::HEAD => confirm::show(slug, &token, env).await,
+                Method::POST => confirm::confirm(slug, &token, env).await,
+                _ => page::error(&method_not_allowed()),
+            };
+        }
+        Some(_) => return page::not_found(),
+        None => rest,
     };
     match parts.method {
         Method::GET => page::show(slug, env, false).await,
@@ -72,7 +85,11 @@ async fn api_signup(parts: &shared::http::request::Parts, body: &[u8], env: &imp
 async fn signup(page: &store::Page, fields: input::Fields<'_>, env: &impl Env) -> Result<store::Status, Error> {
     let email = input::validate(fields)?;
     input::check_rate_limits(env, page).await?;
-    store::record_signup(env, page, &email).await
+    let status = store::record_signup(env, page, &email).await?;
+    if status == store::Status::Pending {
+        confirm::send_if_pending(env, page, &email).await?;
+    }
+    Ok(status)
 }
 
 fn method_not_allowed() -> Error {

@@ -14,6 +14,7 @@ use shared::{Db, Env, Error};
 
 pub struct Page {
     pub id: String,
+    pub slug: String,
     pub artist_id: String,
     pub artist_name: String,
     pub title: String,
@@ -65,6 +66,7 @@ pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error
     let (id, artist_id, artist_name, title, consent_text, consent_version) = (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
     Ok(Some(Page {
         id,
+        slug: slug.to_owned(),
         artist_id,
         artist_name,
         title,
@@ -164,7 +166,4 @@ fn random<const N: usize>(env: &impl Env) -> Result<[u8; N], Error> {
     Ok(buf)
 }
 
-/// 128 random bits as hex: unguessable, collision-free in practice.
-pub fn random_id(env: &impl Env) -> Result<String, Error> {
-    Ok(crypto::hex(&random::<16>(env)?))
-}
+pub use shared::env::random_id;

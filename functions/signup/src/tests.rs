@@ -1,15 +1,18 @@
 //! Native tests of the signup route against the real SQLite engine.
 
+use shared::adapters::native::recorder::Recorder;
 use shared::adapters::native::{block_on, NativeEnv};
 use shared::http::{Method, Request as HttpRequest};
 use shared::{Request, Response};
 
 const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+const TOKEN_KEYS: &str = "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn env() -> NativeEnv {
     let mut env = NativeEnv::memory().unwrap();
-    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
+    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY).set_var("token_keys", TOKEN_KEYS);
+    env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Nova <news@nova.example>");
     env.client.ip = Some("203.0.113.7".parse().unwrap());
     let conn = env.db.conn();
     conn.execute_batch(
@@ -188,9 +191,17 @@ fn changed_consent_or_resubscribe_appends_an_event() {
     assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'subscribed'"), 1);
 }
 
+/// The env with its email provider pointed at a local recording server.
+fn env_with_mail() -> (NativeEnv, Recorder) {
+    let mut env = env();
+    let rec = Recorder::start().unwrap();
+    env.set_var("email_api_base", &rec.url);
+    (env, rec)
+}
+
 #[test]
 fn double_opt_in_page_leaves_fan_pending_and_never_demotes() {
-    let env = env();
+    let (env, _rec) = env_with_mail();
     let res = json(&env, r#"{"page":"doi","email":"new@example.com","consent":true}"#);
     assert_eq!(text(&res), r#"{"status":"pending"}"#);
     assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending' AND subscribed_at IS NULL"), 1);
@@ -232,4 +243,122 @@ fn missing_secrets_are_a_500_without_details() {
     assert_eq!(res.status(), 500);
     assert!(!text(&res).contains("data_keys"));
     assert!(env.errors.borrow().iter().any(|e| e.contains("data_keys")), "the operator sees why in the log");
+}
+
+fn confirm_link(rec: &Recorder, i: usize) -> String {
+    let req = &rec.requests()[i];
+    let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+    let text = v["text"].as_str().unwrap();
+    let start = text.find("https://fans.example/s/doi/confirm?t=").unwrap();
+    text[start..].split_whitespace().next().unwrap().trim_start_matches("https://fans.example").to_owned()
+}
+
+#[test]
+fn double_opt_in_mail_carries_link_and_unsubscribe_headers() {
+    let (env, rec) = env_with_mail();
+    json(&env, r#"{"page":"doi","email":"Fan@Example.com","consent":true}"#);
+    let reqs = rec.requests();
+    assert_eq!(reqs.len(), 1);
+    let r = &reqs[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/emails"));
+    assert_eq!(r.header("authorization"), Some("Bearer re_test"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["to"][0], "Fan@example.com");
+    assert_eq!(v["from"], "Nova <news@nova.example>");
+    assert!(v["subject"].as_str().unwrap().contains("Nova & the Tides"));
+    let lu = v["headers"]["List-Unsubscribe"].as_str().unwrap();
+    assert!(lu.starts_with("<https://fans.example/u/t1.") && lu.ends_with('>'), "{lu}");
+    assert_eq!(v["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
+    assert!(v["html"].as_str().unwrap().contains("/s/doi/confirm?t="));
+}
+
+#[test]
+fn confirmation_mail_is_capped_per_address() {
+    let (env, rec) = env_with_mail();
+    let body = r#"{"page":"doi","email":"cap@example.com","consent":true}"#;
+    for _ in 0..3 {
+        assert_eq!(json(&env, body).status(), 200);
+    }
+    assert_eq!(rec.requests().len(), 1, "one per 10 minutes");
+    env.advance_secs(601);
+    json(&env, body);
+    env.advance_secs(601);
+    json(&env, body);
+    assert_eq!(rec.requests().len(), 3);
+    env.advance_secs(601);
+    json(&env, body);
+    assert_eq!(rec.requests().len(), 3, "three per day");
+    env.advance_secs(86_400);
+    json(&env, body);
+    assert_eq!(rec.requests().len(), 4);
+}
+
+#[test]
+fn confirm_link_get_shows_button_post_confirms_once() {
+    let (env, rec) = env_with_mail();
+    json(&env, r#"{"page":"doi","email":"c@example.com","consent":true}"#);
+    let link = confirm_link(&rec, 0);
+    let res = send(&env, Method::GET, &link, None, b"");
+    assert_eq!(res.status(), 200);
+    assert!(text(&res).contains("<form method=\"post\">"));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending'"), 1, "GET changes nothing");
+    for _ in 0..2 {
+        let res = send(&env, Method::POST, &link, None, b"");
+        assert_eq!(res.status(), 200);
+        assert!(text(&res).contains("You're on Nova"));
+    }
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'subscribed' AND confirmed_at IS NOT NULL AND subscribed_at = confirmed_at"), 1);
+    assert_eq!(count(&env, "SELECT count(*) FROM consent_events WHERE kind = 'confirm' AND method = 'double'"), 1);
+}
+
+#[test]
+fn confirm_link_failures_have_plain_pages() {
+    let (env, rec) = env_with_mail();
+    json(&env, r#"{"page":"doi","email":"x@example.com","consent":true}"#);
+    let link = confirm_link(&rec, 0);
+    // Tampered, truncated, wrong page's artist.
+    let last = if link.ends_with('A') { 'B' } else { 'A' };
+    let tampered = format!("{}{last}", &link[..link.len() - 1]);
+    for bad in [tampered.as_str(), &link[..link.len() - 5], "/s/doi/confirm", "/s/doi/confirm?t=garbage"] {
+        let res = send(&env, Method::POST, bad, None, b"");
+        assert_eq!(res.status(), 400, "{bad}");
+        assert!(text(&res).contains("incomplete or damaged"));
+    }
+    let other_page = link.replace("/s/doi/", "/s/other/");
+    assert_eq!(send(&env, Method::GET, &other_page, None, b"").status(), 400, "token is bound to its artist");
+    // Expired after 7 days.
+    env.advance_secs(7 * 24 * 3600 + 1);
+    let res = send(&env, Method::GET, &link, None, b"");
+    assert_eq!(res.status(), 410);
+    assert!(text(&res).contains("expired"));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending'"), 1);
+}
+
+#[test]
+fn confirm_after_unsubscribe_or_erasure_changes_nothing() {
+    let (env, rec) = env_with_mail();
+    json(&env, r#"{"page":"doi","email":"u@example.com","consent":true}"#);
+    let link = confirm_link(&rec, 0);
+    env.db.conn().execute("UPDATE fans SET status = 'unsubscribed'", []).unwrap();
+    let res = send(&env, Method::POST, &link, None, b"");
+    assert_eq!(res.status(), 200);
+    assert!(text(&res).contains("isn't waiting for confirmation"));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'unsubscribed'"), 1);
+    env.db.conn().execute("DELETE FROM fans", []).unwrap();
+    let res = send(&env, Method::GET, &link, None, b"");
+    assert_eq!(res.status(), 200);
+    assert!(text(&res).contains("no longer on"));
+}
+
+#[test]
+fn provider_failure_is_503_keeps_the_fan_and_frees_the_slot() {
+    let (env, rec) = env_with_mail();
+    rec.respond_with(500);
+    let body = r#"{"page":"doi","email":"p@example.com","consent":true}"#;
+    let res = json(&env, body);
+    assert_eq!(res.status(), 503, "{}", text(&res));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending'"), 1, "nothing lost");
+    rec.respond_with(200);
+    assert_eq!(json(&env, body).status(), 200, "retry allowed at once");
+    assert_eq!(rec.requests().len(), 2);
 }

@@ -1,0 +1,183 @@
+//! Double opt-in: the confirmation email, and `/s/{page}/confirm?t=…`.
+//!
+//! GET only shows a button (mail scanners prefetch links, so opening the
+//! link must not confirm); the button's POST confirms. Confirmation mails
+//! are capped per address — one per 10 minutes, three per day — so the
+//! form can't be used to flood someone's inbox.
+
+use shared::html::{self, escape};
+use shared::http::StatusCode;
+use shared::mail::{self, Message};
+use shared::sql::{Param, Stmt};
+use shared::token::{Purpose, TokenError, TokenKeys};
+use shared::{Db, Env, Error, ErrorKind, Response};
+
+use crate::store::{self, Page};
+
+/// How long a confirmation link works.
+pub const CONFIRM_TTL_SECS: u32 = 7 * 24 * 3600;
+
+// Reserves a send slot atomically: at most 1 in 10 minutes, 3 in a day.
+const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT ?1, ?2, 'confirm', ?3 \
+     WHERE (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 600000) < 1 \
+     AND (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 86400000) < 3";
+
+/// Sends the confirmation mail if the fan is (still) pending and the cap
+/// allows. A capped send is silent: the fan sees the same "check your
+/// inbox" page, and the earlier mail is still valid.
+pub async fn send_if_pending(env: &impl Env, page: &Page, email: &shared::email::Email) -> Result<(), Error> {
+    let keys = shared::crypto::Keys::from_env(env)?;
+    let hash = keys.blind_index(&page.artist_id, &email.index_key());
+    let rows = env
+        .db()
+        .query("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2 AND status = 'pending'", &[Param::Text(&page.artist_id), Param::Text(&hash)])
+        .await?;
+    let Some(fan_id) = rows.into_iter().next().and_then(|mut r| r.take_text(0)) else { return Ok(()) };
+    let now = env.now_ms();
+    if env.db().execute(RESERVE, &[Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Int(now)]).await? == 0 {
+        return Ok(());
+    }
+    if let Err(e) = deliver(env, page, email.as_str(), &fan_id, now).await {
+        // Give the slot back so the fan can retry at once.
+        let _ = env.db().execute("DELETE FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at = ?2", &[Param::Text(&fan_id), Param::Int(now)]).await;
+        env.log_error(&format!("signup: confirmation mail: {e}"));
+        return Err(Error::new(ErrorKind::Unavailable, "We couldn't send the confirmation email just now. Please try again in a few minutes."));
+    }
+    Ok(())
+}
+
+async fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> Result<(), Error> {
+    let expires = (now_ms / 1000) as u32 + CONFIRM_TTL_SECS;
+    let token = TokenKeys::from_env(env)?.sign(Purpose::Confirm, expires, fan_id, &page.artist_id)?;
+    let link = format!("{}/s/{}/confirm?t={token}", mail::base_url(env)?, page.slug);
+    let unsubscribe = mail::unsubscribe_headers(env, fan_id, &page.artist_id)?;
+    let artist = &page.artist_name;
+    let subject = format!("Confirm your subscription to {artist}");
+    let text = format!(
+        "Please confirm that you want emails from {artist}:\n{link}\n\nThe link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.\n\nUnsubscribe: {}\n",
+        unsubscribe.url
+    );
+    let body = format!(
+        "<p>Please confirm that you want emails from {a}.</p><p><a href=\"{l}\">Confirm my subscription</a></p><p>The link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.</p><p><small><a href=\"{u}\">Unsubscribe</a></small></p>",
+        a = escape(artist),
+        l = escape(&link),
+        u = escape(&unsubscribe.url)
+    );
+    mail::send(env, &Message { to, subject: &subject, text: &text, html: &body, unsubscribe: &unsubscribe }).await
+}
+
+/// What the token and the database say about a confirmation link.
+enum State {
+    Pending { fan_id: String },
+    AlreadySubscribed,
+    /// Unsubscribed, bounced or complained since: confirming must not
+    /// re-subscribe them.
+    NotPending,
+    Erased,
+}
+
+async fn check(env: &impl Env, page: &Page, token: &str) -> Result<State, Response> {
+    let keys = TokenKeys::from_env(env).map_err(|e| server_fault(env, e))?;
+    let claims = match keys.verify(token, Purpose::Confirm, (env.now_ms() / 1000) as u64) {
+        Ok(c) if c.artist_id == page.artist_id => c,
+        Err(TokenError::Expired) => return Err(plain(page, StatusCode::GONE, "This link has expired", &format!("Confirmation links work for 7 days. Sign up again on <a href=\"/s/{}\">the sign-up page</a> to get a new one.", escape(&page.slug)))),
+        _ => return Err(plain(page, StatusCode::BAD_REQUEST, "This link doesn't work", "The confirmation link is incomplete or damaged. Copy the whole link from the email, or sign up again.")),
+    };
+    let rows = env
+        .db()
+        .query("SELECT status FROM fans WHERE id = ?1 AND artist_id = ?2", &[Param::Text(&claims.fan_id), Param::Text(&page.artist_id)])
+        .await
+        .map_err(|e| server_fault(env, e))?;
+    Ok(match rows.first().and_then(|r| r.text(0)) {
+        None => State::Erased,
+        Some("pending") => State::Pending { fan_id: claims.fan_id },
+        Some("subscribed") => State::AlreadySubscribed,
+        Some(_) => State::NotPending,
+    })
+}
+
+pub async fn show(slug: &str, token: &str, env: &impl Env) -> Response {
+    let page = match find(env, slug).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    match check(env, &page, token).await {
+        Ok(State::Pending { .. }) => {
+            let body = format!(
+                "<h1>{}</h1><p>Confirm that you want emails from {}.</p><form method=\"post\"><button type=\"submit\">Confirm my subscription</button></form>",
+                escape(&page.title),
+                escape(&page.artist_name)
+            );
+            html::response(StatusCode::OK, html::page(&page.title, &body))
+        }
+        Ok(state) => outcome(&page, state),
+        Err(res) => res,
+    }
+}
+
+pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
+    let page = match find(env, slug).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let fan_id = match check(env, &page, token).await {
+        Ok(State::Pending { fan_id }) => fan_id,
+        Ok(state) => return outcome(&page, state),
+        Err(res) => return res,
+    };
+    let now = env.now_ms();
+    let event_id = match store::random_id(env) {
+        Ok(id) => id,
+        Err(e) => return server_fault(env, e),
+    };
+    let consent_hash = shared::crypto::sha256_hex(page.consent_text.as_bytes());
+    let event = [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&page.consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
+    let update = [Param::Int(now), Param::Text(&fan_id)];
+    // Both guarded by status = 'pending', so a double click confirms once.
+    let result = env
+        .db()
+        .batch(&[
+            Stmt::new(
+                "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
+                 SELECT ?1, id, artist_id, 'confirm', ?2, ?3, ?4, 'double', ?5 FROM fans WHERE id = ?6 AND status = 'pending'",
+                &event,
+            ),
+            Stmt::new(
+                "UPDATE fans SET status = 'subscribed', confirmed_at = ?1, subscribed_at = ?1, updated_at = ?1 WHERE id = ?2 AND status = 'pending'",
+                &update,
+            ),
+        ])
+        .await;
+    match result {
+        Ok(()) => outcome(&page, State::AlreadySubscribed),
+        Err(e) => server_fault(env, e),
+    }
+}
+
+async fn find(env: &impl Env, slug: &str) -> Result<Page, Response> {
+    match store::find_page(env, slug).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(crate::page::not_found()),
+        Err(e) => Err(server_fault(env, e)),
+    }
+}
+
+fn outcome(page: &Page, state: State) -> Response {
+    let artist = escape(&page.artist_name);
+    match state {
+        State::AlreadySubscribed | State::Pending { .. } => plain(page, StatusCode::OK, "You're confirmed", &format!("Thanks! You're on {artist}'s list.")),
+        State::NotPending => plain(page, StatusCode::OK, "Nothing to confirm", &format!("This address isn't waiting for confirmation on {artist}'s list. To join again, sign up on <a href=\"/s/{}\">the sign-up page</a>.", escape(&page.slug))),
+        State::Erased => plain(page, StatusCode::OK, "Not on the list", &format!("This address is no longer on {artist}'s list.")),
+    }
+}
+
+/// `body_html` must already be escaped.
+fn plain(page: &Page, status: StatusCode, heading: &str, body_html: &str) -> Response {
+    let body = format!("<h1>{}</h1><p role=\"status\">{body_html}</p>", escape(heading));
+    html::response(status, html::page(&page.title, &body))
+}
+
+fn server_fault(env: &impl Env, e: Error) -> Response {
+    env.log_error(&format!("signup: {e}"));
+    crate::page::error(&e)
+}

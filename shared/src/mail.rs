@@ -1,0 +1,75 @@
+//! Email the fans receive: unsubscribe headers (RFC 2369 / RFC 8058) for any
+//! message an artist sends, and delivery through an email provider's HTTP
+//! API (Resend's `POST /emails` shape; tests point it at a local server).
+//!
+//! Settings: `public_base_url` (where `/u/…` and `/s/…` links point),
+//! `email_api_base` (default `https://api.resend.com`), secret
+//! `email_api_key`, `email_from`.
+
+use crate::token::{Purpose, TokenKeys};
+use crate::{Env, Error, ErrorKind};
+
+pub const DEFAULT_API_BASE: &str = "https://api.resend.com";
+
+/// What every message to a fan carries so leaving takes one click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeHeaders {
+    /// `List-Unsubscribe` value: `<https://…/u/{token}>`.
+    pub list_unsubscribe: String,
+    /// `List-Unsubscribe-Post` value (RFC 8058).
+    pub list_unsubscribe_post: &'static str,
+    /// The same URL for the visible link in the message body.
+    pub url: String,
+}
+
+/// Unsubscribe headers for a fan. The token never expires: links must keep
+/// working for as long as the fan exists (CASL asks for at least 60 days).
+pub fn unsubscribe_headers(env: &impl Env, fan_id: &str, artist_id: &str) -> Result<UnsubscribeHeaders, Error> {
+    let token = TokenKeys::from_env(env)?.sign(Purpose::Unsubscribe, 0, fan_id, artist_id)?;
+    let url = format!("{}/u/{token}", base_url(env)?);
+    Ok(UnsubscribeHeaders { list_unsubscribe: format!("<{url}>"), list_unsubscribe_post: "List-Unsubscribe=One-Click", url })
+}
+
+/// The public origin links are built on, without a trailing slash.
+pub fn base_url(env: &impl Env) -> Result<String, Error> {
+    let base = env.var("public_base_url").filter(|b| b.starts_with("https://") || b.starts_with("http://"));
+    let base = base.ok_or_else(|| Error::new(ErrorKind::Internal, "setting public_base_url is not set"))?;
+    Ok(base.trim_end_matches('/').to_owned())
+}
+
+pub struct Message<'a> {
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub text: &'a str,
+    pub html: &'a str,
+    pub unsubscribe: &'a UnsubscribeHeaders,
+}
+
+/// Sends one message through the provider. A non-2xx answer is
+/// `Unavailable` (the provider's body is not echoed: it may hold the address).
+pub async fn send(env: &impl Env, msg: &Message<'_>) -> Result<(), Error> {
+    let key = env.var("email_api_key").ok_or_else(|| Error::new(ErrorKind::Internal, "secret email_api_key is not set"))?;
+    let from = env.var("email_from").ok_or_else(|| Error::new(ErrorKind::Internal, "setting email_from is not set"))?;
+    let base = env.var("email_api_base").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+    let body = serde_json::json!({
+        "from": from,
+        "to": [msg.to],
+        "subject": msg.subject,
+        "text": msg.text,
+        "html": msg.html,
+        "headers": {
+            "List-Unsubscribe": msg.unsubscribe.list_unsubscribe,
+            "List-Unsubscribe-Post": msg.unsubscribe.list_unsubscribe_post,
+        },
+    });
+    let req = http::Request::post(format!("{}/emails", base.trim_end_matches('/')))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(http::header::AUTHORIZATION, format!("Bearer {key}"))
+        .body(body.to_string().into_bytes())
+        .map_err(Error::internal)?;
+    let res = env.fetch(req).await?;
+    if !res.status().is_success() {
+        return Err(Error::unavailable(format_args!("email provider answered {}", res.status())));
+    }
+    Ok(())
+}
