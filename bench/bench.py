@@ -1,0 +1,947 @@
+#!/usr/bin/env python3
+"""`make bench`: sizes, throughput and latency of every Stagedoor function on
+the local runtimes, each route next to a baseline measured the same way in
+the same run. Writes bench/results/latest.{md,json,png} and prints the
+Markdown. Benchmarks are reports, not tests: the exit status is non-zero only
+when something could not be measured or a response was wrong.
+
+Run it through `make bench` (which builds the release artefacts first).
+Knobs: BENCH_SECONDS (per measurement, default 3), BENCH_REPEATS (default 3),
+BENCH_RUNTIMES (default "workers spin"), BENCH_FUNCTIONS (set by make from
+FUNCTIONS: the functions that were built). See bench/README.md.
+"""
+
+import datetime
+import importlib.util
+import http.client
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.parse
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # hooks are imported from bench/hooks: leave no __pycache__ behind
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+RESULTS = BENCH / "results"
+WORK = ROOT / "target" / "bench"
+CONNECTIONS = (1, 16)
+WARMUP_SECONDS = 1
+NOISY = 1.5  # max/min req/s across a cell's runs above which it is marked
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# --- small helpers -------------------------------------------------------------
+
+
+def sh(args, **kw):
+    out = subprocess.run(args, capture_output=True, text=True, **kw)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args[:4]))} … failed ({out.returncode}):\n{(out.stderr or out.stdout)[-2000:]}")
+    return out.stdout
+
+
+def try_sh(args):
+    try:
+        return sh(args).strip()
+    except (OSError, RuntimeError):
+        return ""
+
+
+def gzip_size(path):
+    out = subprocess.run(["gzip", "-9", "-c", "-n", str(path)], check=True, capture_output=True).stdout
+    return len(out)
+
+
+def read_kv_file(path):
+    out = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            k, v = line.split("=", 1)
+            out[k.strip()] = v.strip()
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_dir(path):
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def load_hook(rel):
+    spec = importlib.util.spec_from_file_location(Path(rel).stem + "_hook", ROOT / rel)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --- machine and artefacts -------------------------------------------------------
+
+
+def machine_info():
+    model = ""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem = ""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal"):
+            mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    wrk = try_sh(["sh", "-c", "wrk -v 2>&1 | head -n 1"])
+    pkg = lambda p: json.loads((ROOT / "node_modules" / p / "package.json").read_text()).get("version", "?")
+    return {
+        "cores": os.cpu_count(),
+        "cpu": model,
+        "memory": mem,
+        "kernel": platform.release(),
+        "load_start": [round(x, 2) for x in os.getloadavg()],
+        "commit": try_sh(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]),
+        "dirty": bool(try_sh(["git", "-C", str(ROOT), "--no-optional-locks", "status", "--porcelain", "--untracked-files=no"])),
+        "tools": {
+            "wrk": wrk.split(" [")[0],
+            "node": try_sh(["node", "--version"]),
+            "wrangler": pkg("wrangler"),
+            "workerd": pkg("workerd"),
+            "python": platform.python_version(),
+        },
+    }
+
+
+def cpu_busy(seconds=1.0):
+    """Share of all cores busy over `seconds`, read from /proc/stat: taken
+    while the bench's own servers sit idle, it is other people's work."""
+
+    def sample():
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return round(1 - (i1 - i0) / max(t1 - t0, 1), 2)
+
+
+def discover_functions():
+    """Every functions/<dir>/Cargo.toml, with its crate name."""
+    out = {}
+    for cargo in sorted((ROOT / "functions").glob("*/Cargo.toml")):
+        name = tomllib.loads(cargo.read_text())["package"]["name"]
+        out[cargo.parent.name] = name
+    return out
+
+
+def sizes(functions, built):
+    rows = []
+    for f, crate in functions.items():
+        row = {"function": f, "built": f in built}
+        if f in built:
+            for key, path in [
+                ("workers_wasm", ROOT / "functions" / f / "build" / "index_bg.wasm"),
+                ("workers_js", ROOT / "functions" / f / "build" / "index.js"),
+                ("spin_wasm", ROOT / "target" / "wasm32-wasip2" / "release" / f"{crate.replace('-', '_')}.wasm"),
+            ]:
+                if path.exists():
+                    row[key] = {"raw": path.stat().st_size, "gzip": gzip_size(path), "path": str(path.relative_to(ROOT))}
+        rows.append(row)
+    router = ROOT / "router" / "index.js"
+    if router.exists():
+        rows.append({"function": "front door (router/index.js)", "built": True,
+                     "workers_js": {"raw": router.stat().st_size, "gzip": gzip_size(router), "path": "router/index.js"}})
+    return rows
+
+
+# --- what to measure ---------------------------------------------------------------
+
+
+class Target:
+    """One thing wrk hits: a route, a baseline, or a route through the front door."""
+
+    def __init__(self, spec, kind):
+        self.spec = spec
+        self.kind = kind  # route | baseline | hop
+        self.id = spec["id"] + ("@front-door" if kind == "hop" else "")
+        self.title = spec["title"]
+        self.method = spec.get("method", "GET")
+        self.path = spec.get("path", "")
+        self.body = spec.get("body", "")
+        self.headers = dict(spec.get("headers", {}))
+        self.expect = spec.get("expect", {})
+        self.baseline = spec.get("baseline")
+        self.function = spec.get("function")
+        self.paths_file = None
+        self.offset = 0
+        self.base = None  # http://host:port
+        self.status = "ok"  # ok | skipped | failed
+        self.note = ""
+        self.cells = {}
+
+    def skip(self, why):
+        self.status, self.note = "skipped", why
+
+    def fail(self, why):
+        self.status, self.note = "failed", why
+
+    def to_json(self):
+        return {
+            "id": self.id, "kind": self.kind, "title": self.title, "function": self.function,
+            "baseline": self.baseline, "method": self.method, "path": self.path or None,
+            "status": self.status, "note": self.note, "cells": self.cells,
+        }
+
+
+def plan_targets(config, runtime, functions, built):
+    targets = [Target(b, "baseline") for b in config["baselines"]]
+    for spec in config["routes"]:
+        t = Target(spec, "route")
+        f = t.function
+        if f not in functions:
+            t.skip(f"not built yet: there is no functions/{f}")
+        elif f not in built:
+            t.skip(f"not built yet: `{f}` is not in the Makefile's FUNCTIONS")
+        elif spec.get("hook") and not (ROOT / spec["hook"]).exists():
+            t.skip(f"no seed hook yet: {spec['hook']} is missing (see bench/README.md)")
+        else:
+            why = runtime.missing(f, functions[f])
+            if why:
+                t.skip(why)
+        targets.append(t)
+        if spec.get("front_door_hop") and runtime.has_front_door:
+            hop = Target(spec, "hop")
+            if t.status != "ok":
+                hop.skip(t.note)
+            targets.append(hop)
+    return targets
+
+
+# --- HTTP checks ---------------------------------------------------------------------
+
+
+def request(base, method, path, headers, body, timeout=30):
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body.encode() if body else None, headers=headers)
+        res = conn.getresponse()
+        return res.status, {k.lower(): v for k, v in res.getheaders()}, res.read().decode("utf-8", "replace")
+    finally:
+        conn.close()
+
+
+def count_rows(runtime, sql):
+    db = runtime.db_path()
+    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return c.execute(sql).fetchone()[0]
+    finally:
+        c.close()
+
+
+def path_at(t, i):
+    if t.paths_file:
+        return t.paths[i % len(t.paths)]
+    return t.path
+
+
+def verify(runtime, t):
+    """A fast wrong answer must not score: check status, Location, body and
+    rows written before measuring anything."""
+    exp = t.expect
+    repeat = exp.get("repeat", 1)
+    rows_sql = exp.get("rows")
+    before = count_rows(runtime, rows_sql) if rows_sql else 0
+    headers = {**runtime.client_headers, **t.headers}
+    for i in range(repeat):
+        path = path_at(t, t.offset + i)
+        body = t.body.replace("{n}", re.sub(r"[^A-Za-z0-9]+", "-", f"verify-{runtime.name}-{t.id}-{i}"))
+        try:
+            status, hdrs, text = request(t.base, t.method, path, headers, body)
+        except OSError as e:
+            return f"{t.method} {path}: {e}"
+        if status != exp.get("status", 200):
+            return f"{t.method} {path} (request {i + 1} of {repeat}): status {status}, expected {exp.get('status', 200)}: {text[:200]!r}"
+        if "location" in exp and hdrs.get("location") != exp["location"]:
+            return f"{t.method} {path}: Location {hdrs.get('location')!r}, expected {exp['location']!r}"
+        if "body_contains" in exp and exp["body_contains"] not in text:
+            return f"{t.method} {path}: body lacks {exp['body_contains']!r}: {text[:200]!r}"
+    t.offset += repeat
+    if rows_sql:
+        written = count_rows(runtime, rows_sql) - before
+        if written != repeat:
+            return f"{repeat} requests wrote {written} rows ({rows_sql})"
+    return None
+
+
+def setup(runtime, t):
+    s = t.spec.get("setup")
+    if not s:
+        return None
+    status, _, text = request(t.base, s.get("method", "PUT"), t.path, runtime.client_headers, s.get("body", ""))
+    if status != s.get("status", 200):
+        return f"setup {s.get('method')} {t.path}: status {status}: {text[:200]!r}"
+    return None
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+def wrk(runtime, t, conns, seconds, tag):
+    threads = min(conns, os.cpu_count() or 1)
+    headers = {**runtime.client_headers, **t.headers}
+    env = {
+        **os.environ,
+        "BENCH_METHOD": t.method,
+        "BENCH_PATH": t.path,
+        "BENCH_PATHS_FILE": str(t.paths_file or ""),
+        "BENCH_OFFSET": str(t.offset),
+        "BENCH_BODY": t.body,
+        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
+        "BENCH_TAG": re.sub(r"[^A-Za-z0-9]+", "-", f"{t.id}-{tag}"),
+        "BENCH_THREADS": str(threads),
+    }
+    rows_sql = t.expect.get("rows")
+    before = count_rows(runtime, rows_sql) if rows_sql else None
+    cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s",
+           "-s", str(BENCH / "wrk" / "request.lua"), t.base + (t.path or "/")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH-RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr.strip() or out.stdout.strip()}")
+    r = json.loads(line.split(" ", 1)[1])
+    errors = sum(r["errors"].values())
+    secs = r["duration_us"] / 1e6
+    result = {
+        "rps": r["requests"] / secs,
+        "p50_ms": r["latency_us"]["p50"] / 1000,
+        "p99_ms": r["latency_us"]["p99"] / 1000,
+        "requests": r["requests"],
+        "errors": errors,
+        "error_detail": r["errors"],
+    }
+    t.offset = r["next_offset"]
+    if rows_sql:
+        # Every answer wrk counted as good must have written its row; up to
+        # `conns` more requests were still in flight when wrk stopped.
+        time.sleep(0.2)
+        result["rows_written"] = count_rows(runtime, rows_sql) - before
+        result["rows_ok"] = result["rows_written"] >= r["requests"] - r["errors"]["status"]
+    return result
+
+
+def summarise(runs):
+    ok = [r for r in runs if "rps" in r]
+    if not ok:
+        return {"runs": runs}
+    rps = [r["rps"] for r in ok]
+    cell = {
+        "rps": round(statistics.median(rps), 1),
+        "rps_min": round(min(rps), 1),
+        "rps_max": round(max(rps), 1),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in ok), 3),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in ok), 3),
+        "errors": sum(r["errors"] for r in ok),
+        "runs": runs,
+    }
+    if any("rows_ok" in r for r in ok):
+        cell["rows_ok"] = all(r.get("rows_ok", True) for r in ok)
+    return cell
+
+
+def measure(runtime, targets, seconds, repeats):
+    live = [t for t in targets if t.status == "ok"]
+    log(f"{runtime.name}: warming up {len(live)} targets")
+    for t in live:
+        try:
+            wrk(runtime, t, max(CONNECTIONS), WARMUP_SECONDS, f"{runtime.name}-warm")
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            t.fail(f"warm-up: {e}")
+    live = [t for t in live if t.status == "ok"]
+    runs = {(t.id, c): [] for t in live for c in CONNECTIONS}
+    # Repeats are interleaved (all targets, then all again), so a noisy
+    # minute on a shared machine spreads over every target, not one.
+    for rep in range(repeats):
+        log(f"{runtime.name}: round {rep + 1}/{repeats} ({len(live) * len(CONNECTIONS)} × {seconds} s)")
+        for t in live:
+            for c in CONNECTIONS:
+                try:
+                    runs[(t.id, c)].append(wrk(runtime, t, c, seconds, f"{runtime.name}-{rep}-{c}"))
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    runs[(t.id, c)].append({"error": str(e)})
+    for t in live:
+        t.cells = {str(c): summarise(runs[(t.id, c)]) for c in CONNECTIONS}
+        if any("rps" not in v for v in t.cells.values()):
+            t.fail("wrk could not measure it (see latest.json)")
+
+
+# --- runtimes ----------------------------------------------------------------------------
+
+
+class Process:
+    """A child in its own process group, stopped by group id."""
+
+    def __init__(self, cmd, log_path, **kw):
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+                                  start_new_session=True, **kw)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def tail(self, n=15):
+        return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-n:])
+
+    def stop(self):
+        if self.alive():
+            try:
+                os.killpg(self.p.pid, signal.SIGTERM)
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
+            except ProcessLookupError:
+                pass
+        self.log.close()
+
+
+class Workers:
+    name = "workers"
+    has_front_door = True
+
+    def __init__(self, config, secrets_path):
+        self.config = config
+        self.secrets_path = secrets_path
+        self.dir = WORK / "workers"
+        self.client_headers = config["clients"]["workers"]
+        self.proc = None
+        self.info = None
+
+    def label(self):
+        return ("local workerd (wrangler's, via the `miniflare` package), each Worker on its own direct socket: "
+                "no wrangler dev proxy, no Miniflare entry Worker, no front door (its hop is measured separately)")
+
+    def missing(self, f, crate):
+        if not (ROOT / "functions" / f / "wrangler.toml").exists():
+            return f"not deployable on Workers yet: functions/{f}/wrangler.toml is missing"
+        if not (ROOT / "functions" / f / "build" / "index.js").exists():
+            return f"not built yet: functions/{f}/build/index.js is missing"
+        return None
+
+    def wrangler(self, *args):
+        return sh([str(ROOT / "node_modules" / ".bin" / "wrangler"), *args], cwd=ROOT)
+
+    def start(self, functions, seed_sql):
+        fresh_dir(self.dir)
+        state = self.dir / "state"
+        log("workers: applying migrations and seeds to a fresh local D1")
+        self.wrangler("d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to", str(state))
+        seed = self.dir / "seed.sql"
+        seed.write_text(seed_sql)
+        self.wrangler("d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--persist-to", str(state), "--file", str(seed))
+        cmd = ["node", str(BENCH / "workerd.mjs"), "--state", str(state), "--secrets", str(self.secrets_path)]
+        for f in sorted(functions):
+            cmd += ["--function", f]
+        for k, v in self.config["settings"].items():
+            cmd += ["--var", f"{k.upper()}={v}"]
+        self.proc = Process(cmd, self.dir / "workerd.log", cwd=ROOT)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            text = Path(self.proc.log_path).read_text(errors="replace")
+            m = re.search(r"^BENCH-READY (.*)$", text, re.M)
+            if m:
+                self.info = json.loads(m.group(1))
+                return
+            if not self.proc.alive():
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"workerd did not start:\n{self.proc.tail()}")
+
+    def worker_name(self, f):
+        text = (ROOT / "functions" / f / "wrangler.toml").read_text()
+        return tomllib.loads(text)["name"]
+
+    def base_for(self, t):
+        direct = self.info["direct"]
+        if t.kind == "baseline":
+            return direct.get(f"baseline-{t.spec['id']}")
+        if t.kind == "hop":
+            return direct.get(self.info["frontDoor"])
+        return direct.get(self.worker_name(t.function))
+
+    def db_path(self):
+        d1 = self.dir / "state" / "v3" / "d1" / "miniflare-D1DatabaseObject"
+        found = [p for p in d1.glob("*.sqlite") if p.name != "metadata.sqlite"]
+        if len(found) != 1:
+            raise RuntimeError(f"expected one D1 database in {d1}, found {len(found)}")
+        return found[0]
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+
+class Spin:
+    name = "spin"
+    has_front_door = False
+
+    def __init__(self, config, secrets_path):
+        self.config = config
+        self.secrets = read_kv_file(secrets_path)
+        self.dir = WORK / "spin"
+        self.client_headers = config["clients"]["spin"]
+        # BENCH_SPIN_HOST: try another build of the host without copying it.
+        self.host = Path(os.environ.get("BENCH_SPIN_HOST") or ROOT / "target" / "release" / "spin-host")
+        self.manifest = tomllib.loads((ROOT / "spin.toml").read_text())
+        self.proc = None
+        self.base = None
+
+    def label(self):
+        host = self.host.relative_to(ROOT) if self.host.is_relative_to(ROOT) else self.host
+        return f"{host} (the project's wasmtime Spin host), routes from spin.toml, on loopback"
+
+    def component_for(self, crate):
+        wasm = f"{crate.replace('-', '_')}.wasm"
+        for name, comp in self.manifest.get("component", {}).items():
+            if Path(str(comp.get("source", ""))).name == wasm:
+                return name
+        return None
+
+    def missing(self, f, crate):
+        if not self.component_for(crate):
+            return f"not in spin.toml yet: no component for `{f}`"
+        if not (ROOT / "target" / "wasm32-wasip2" / "release" / f"{crate.replace('-', '_')}.wasm").exists():
+            return f"not built yet: target/wasm32-wasip2/release/{crate.replace('-', '_')}.wasm is missing"
+        return None
+
+    def bench_manifest(self, keep):
+        """spin.toml with absolute paths, MaxMind's test database as the geo
+        mount, only the components that were built, plus the baselines."""
+        m = json.loads(json.dumps(self.manifest))
+        comps = m.get("component", {})
+        for name in list(comps):
+            if name not in keep:
+                del comps[name]
+        for comp in comps.values():
+            comp["source"] = str(ROOT / comp["source"])
+            comp.pop("build", None)
+            for f in comp.get("files", []):
+                if isinstance(f, dict):
+                    f["source"] = str(ROOT / ".cache" / "geo") if f["source"] == "data/geo" else str(ROOT / f["source"])
+        triggers = m.get("trigger", {}).get("http", [])
+        m.setdefault("trigger", {})["http"] = [t for t in triggers if t.get("component") in comps]
+        baseline = ROOT / "target" / "wasm32-wasip2" / "release" / "bench_spin_baseline.wasm"
+        if baseline.exists():
+            comps["bench-baseline"] = {
+                "source": str(baseline), "key_value_stores": ["default"], "sqlite_databases": ["default"],
+            }
+            m["trigger"]["http"].append({"route": "/bench/...", "component": "bench-baseline"})
+        return toml_dump(m)
+
+    def start(self, functions, seed_sql):
+        fresh_dir(self.dir)
+        keep = {self.component_for(c) for c in functions.values()} - {None}
+        manifest = self.dir / "spin.toml"
+        manifest.write_text(self.bench_manifest(keep))
+        seed = self.dir / "seed.sql"
+        seed.write_text(seed_sql)
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        cmd = [str(self.host), "--from", str(manifest), "--listen", f"127.0.0.1:{port}",
+               "--state-dir", str(self.dir / "data")]
+        for migration in sorted((ROOT / "schema").glob("*.sql")):
+            cmd += ["--sqlite", f"@{migration}"]
+        cmd += ["--sqlite", f"@{seed}"]
+        # No per-request logging during the bench, where the host offers that.
+        usage = subprocess.run([str(self.host), "--help"], capture_output=True, text=True)
+        if "--quiet" in usage.stdout + usage.stderr:
+            cmd.append("--quiet")
+        env = dict(os.environ)
+        env.pop("RUST_LOG", None)
+        for k, v in {**self.secrets, **self.config["settings"], **self.config.get("spin_settings", {})}.items():
+            env[f"SPIN_VARIABLE_{k.upper()}"] = v
+        self.proc = Process(cmd, self.dir / "spin-host.log", cwd=ROOT, env=env)
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            if not self.proc.alive():
+                break
+            try:
+                request(self.base, "GET", "/", {}, "", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"spin-host did not start:\n{self.proc.tail()}")
+
+    def base_for(self, t):
+        if t.kind == "baseline" and not (ROOT / "target" / "wasm32-wasip2" / "release" / "bench_spin_baseline.wasm").exists():
+            return None
+        return self.base
+
+    def db_path(self):
+        return self.dir / "data" / "sqlite_db.db"
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+
+def toml_dump(doc):
+    """Enough TOML for a Spin manifest: tables as [headers], lists of tables
+    inline."""
+
+    def key(k):
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k)
+
+    def value(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return json.dumps(v, ensure_ascii=False)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items()) + " }"
+        raise TypeError(f"cannot write {v!r} as TOML")
+
+    out = []
+
+    def table(t, prefix):
+        for k, v in t.items():
+            if not isinstance(v, dict):
+                out.append(f"{key(k)} = {value(v)}")
+        for k, v in t.items():
+            if isinstance(v, dict):
+                name = f"{prefix}.{key(k)}" if prefix else key(k)
+                out.append(f"\n[{name}]")
+                table(v, name)
+
+    table(doc, "")
+    return "\n".join(out) + "\n"
+
+
+# --- one runtime, end to end ------------------------------------------------------------------
+
+
+def run_runtime(runtime, config, functions, built, seconds, repeats):
+    targets = plan_targets(config, runtime, functions, built)
+    live_functions = {t.function: functions[t.function] for t in targets if t.kind == "route" and t.status == "ok"}
+    # Every built function is loaded, measured or not, as in a deployment.
+    for f in built:
+        if f in functions and not runtime.missing(f, functions[f]):
+            live_functions.setdefault(f, functions[f])
+    seeds = [(ROOT / "tools" / "seed-demo.sql").read_text(), (BENCH / "baseline.sql").read_text()]
+    hooks = {}
+    for t in targets:
+        hook = t.spec.get("hook")
+        if t.status == "ok" and hook and hook not in hooks:
+            hooks[hook] = load_hook(hook)
+    for mod in hooks.values():
+        if hasattr(mod, "seed_sql"):
+            seeds.append(mod.seed_sql({"runtime": runtime.name, "root": ROOT}))
+    info = {"path": runtime.label(), "load_start": [round(x, 2) for x in os.getloadavg()]}
+    try:
+        runtime.start(live_functions, "\n".join(seeds))
+    except Exception as e:  # noqa: BLE001 - reported, and the other runtime still runs
+        runtime.stop()
+        for t in targets:
+            if t.status == "ok":
+                t.fail(f"runtime did not start: {str(e).splitlines()[0]}")
+        info["error"] = str(e)
+        log(f"{runtime.name}: {e}")
+        info["targets"] = [t.to_json() for t in targets]
+        return info, targets
+    try:
+        secrets = getattr(runtime, "secrets", None) or read_kv_file(runtime.secrets_path)
+        for t in targets:
+            if t.status != "ok":
+                continue
+            t.base = runtime.base_for(t)
+            if not t.base:
+                t.skip("not loaded in this runtime (no baseline component built?)")
+                continue
+            hook = t.spec.get("hook")
+            if hook and hasattr(hooks[hook], "paths"):
+                t.paths = hooks[hook].paths({"runtime": runtime.name, "root": ROOT, "secrets": secrets, "route": t.spec})
+                t.paths_file = runtime.dir / f"paths-{t.id}.txt"
+                t.paths_file.write_text("\n".join(t.paths) + "\n")
+                t.path = ""
+            problem = setup(runtime, t) or verify(runtime, t)
+            if problem:
+                t.fail(f"wrong answer: {problem}")
+                log(f"{runtime.name}: {t.id}: {problem}")
+        info["other_cpu_before"] = cpu_busy()
+        measure(runtime, targets, seconds, repeats)
+    finally:
+        runtime.stop()
+    info["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["targets"] = [t.to_json() for t in targets]
+    return info, targets
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def kb(n):
+    return f"{n / 1024:.1f} KB"
+
+
+def ms(x):
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
+def ratio(route, base, c):
+    try:
+        return route["cells"][c]["rps"] / base["cells"][c]["rps"]
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
+def markdown(report):
+    m = report["machine"]
+    s = report["settings"]
+    lines = [
+        f"# Stagedoor bench — {report['generated']}",
+        "",
+        f"- commit `{m['commit']}`{' + uncommitted changes' if m['dirty'] else ''}; `make bench` took {report['duration_s'] / 60:.1f} min",
+        f"- machine: {m['cores']} cores, {m['cpu']}, {m['memory']}, Linux {m['kernel']}; "
+        f"load average (1/5/15 min) at start {' / '.join(map(str, m['load_start']))}, at end {' / '.join(map(str, m['load_end']))}",
+        f"- runtimes: workerd {m['tools']['workerd']} (from wrangler {m['tools']['wrangler']}), node {m['tools']['node']}; "
+        f"Spin: the project's spin-host",
+        f"- load: {m['tools']['wrk']}, on the same cores as the server; each cell is the median of {s['repeats']} runs of "
+        f"{s['seconds']} s (rounds interleaved), after a {WARMUP_SECONDS} s warm-up; c=1 is `wrk -t1 -c1`, c=16 is `wrk -t2 -c16`",
+        f"- rate limits raised for the bench's own instance only: signup_ip_limit={s['limits']['signup_ip_limit']}, "
+        f"signup_page_limit={s['limits']['signup_page_limit']} (checked: 12 signups from one address all answer 200, "
+        "above the default 10/600); every request carries a client address (and a `cf` location on Workers)",
+        "- every target was checked before it was measured (status, Location, body, rows written); "
+        "`× baseline` is route req/s ÷ its baseline's req/s at the same concurrency",
+    ]
+    other = {name: rt["other_cpu_before"] for name, rt in report["runtimes"].items() if "other_cpu_before" in rt}
+    if other:
+        lines.append("- CPU used by other work just before measuring (servers up, idle): "
+                     + ", ".join(f"{name} {v:.0%}" for name, v in other.items()))
+        if max(other.values()) > 0.25:
+            lines.append("- ⚠ the machine was busy with other work: absolute numbers are pessimistic and noisy; "
+                         "the ratios to baselines, measured in the same interleaved rounds, hold up better")
+    lines += [
+        "",
+        "## Size",
+        "",
+        "| function | Workers .wasm | gzip -9 | JS glue | gzip -9 | Workers total gzip | Spin .wasm | gzip -9 |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in report["sizes"]:
+        if not r["built"]:
+            lines.append(f"| {r['function']} | not built yet (not in the Makefile's FUNCTIONS) | | | | | | |")
+            continue
+        w, j, sp = r.get("workers_wasm"), r.get("workers_js"), r.get("spin_wasm")
+        cell = lambda x, k: kb(x[k]) if x else "—"
+        total = (w["gzip"] if w else 0) + (j["gzip"] if j else 0)
+        lines.append(f"| {r['function']} | {cell(w, 'raw')} | {cell(w, 'gzip')} | {cell(j, 'raw')} | {cell(j, 'gzip')} | "
+                     f"{kb(total) if w else '—'} | {cell(sp, 'raw')} | {cell(sp, 'gzip')} |")
+    for name, rt in report["runtimes"].items():
+        lines += ["", f"## Throughput — {'Workers' if name == 'workers' else 'Spin'}", ""]
+        if rt.get("not_run") or rt.get("error"):
+            lines += [f"**Not measured:** {(rt.get('not_run') or rt['error']).splitlines()[0]}"]
+            if not rt["targets"]:
+                continue
+            lines.append("")
+        lines.append(f"Measured: {rt['path']}.")
+        lines += [
+            "",
+            "| route | c=1 req/s | p50 ms | p99 ms | c=16 req/s | p50 ms | p99 ms | baseline | × baseline c=1 | c=16 |",
+            "|---|--:|--:|--:|--:|--:|--:|---|--:|--:|",
+        ]
+        by_id = {t["id"]: t for t in rt["targets"]}
+        notes = []
+        noisy = False
+        for t in rt["targets"]:
+            if t["kind"] == "hop":
+                continue
+            name_cell = f"baseline: {t['title']}" if t["kind"] == "baseline" else t["title"]
+            if t["status"] != "ok":
+                notes.append(f"- {name_cell}: **{t['status']}** — {t['note']}")
+                lines.append(f"| {name_cell} | {t['status']} | | | | | | | | |")
+                continue
+            cells = []
+            for c in ("1", "16"):
+                x = t["cells"][c]
+                flag = f" ⚠{x['errors']} errors" if x.get("errors") else ""
+                if x.get("rows_ok") is False:
+                    flag += " ⚠rows missing"
+                if x.get("rps_min") and x["rps_max"] / x["rps_min"] > NOISY:
+                    flag += " †"
+                    noisy = True
+                cells += [f"{x['rps']:.0f}{flag}", ms(x["p50_ms"]), ms(x["p99_ms"])]
+            base = by_id.get(t["baseline"]) if t["baseline"] else None
+            if base is not None and base["status"] == "ok":
+                r1, r16 = ratio(t, base, "1"), ratio(t, base, "16")
+                extra = [base["title"], f"{r1:.2f}×" if r1 else "—", f"{r16:.2f}×" if r16 else "—"]
+            else:
+                extra = [base["title"] + " (not measured)" if base else "—", "—", "—"]
+            lines.append(f"| {name_cell} | " + " | ".join(cells + extra) + " |")
+        hops = [t for t in rt["targets"] if t["kind"] == "hop"]
+        for hop in hops:
+            direct = by_id.get(hop["id"].split("@")[0])
+            lines += ["", "Front-door hop (router/index.js → service binding → function), same route:", "",
+                      "| path | c=1 req/s | p50 ms | p99 ms | c=16 req/s | p50 ms | p99 ms |", "|---|--:|--:|--:|--:|--:|--:|"]
+            if hop["status"] != "ok" or not direct or direct["status"] != "ok":
+                lines.append(f"| {hop['title']} | {hop['status']}: {hop['note']} | | | | | |")
+                continue
+            for label, t in ((f"{hop['title']}, direct to the function's Worker", direct),
+                             (f"{hop['title']}, through the front door", hop)):
+                row = []
+                for c in ("1", "16"):
+                    x = t["cells"][c]
+                    row += [f"{x['rps']:.0f}", ms(x["p50_ms"]), ms(x["p99_ms"])]
+                lines.append(f"| {label} | " + " | ".join(row) + " |")
+            d1, h1 = direct["cells"]["1"], hop["cells"]["1"]
+            d16, h16 = direct["cells"]["16"], hop["cells"]["16"]
+            lines += ["", f"The hop costs {h1['p50_ms'] - d1['p50_ms']:+.2f} ms at p50 with one connection and keeps "
+                          f"{h1['rps'] / d1['rps']:.0%} (c=1) / {h16['rps'] / d16['rps']:.0%} (c=16) of the direct throughput."]
+        if noisy:
+            notes.append(f"- † the runs of this cell differ by more than {NOISY}× (min and max in latest.json): "
+                         "the machine's load changed while it was measured")
+        if notes:
+            lines += ["", *notes]
+    lines += ["", "Chart: `bench/results/latest.png`; raw runs: `bench/results/latest.json`. How to read this: `bench/README.md`."]
+    return "\n".join(lines) + "\n"
+
+
+def chart(report, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for name, rt in report["runtimes"].items():
+        by_id = {t["id"]: t for t in rt["targets"]}
+        rows = [t for t in rt["targets"] if t["kind"] == "route" and t["status"] == "ok"]
+        if rows:
+            panels.append((name, rows, by_id))
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 2, figsize=(12, 1.2 + 1.1 * max(len(p[1]) for p in panels) * len(panels)),
+                             squeeze=False)
+    for i, (name, rows, by_id) in enumerate(panels):
+        for j, c in enumerate(("1", "16")):
+            ax = axes[i][j]
+            labels = [t["title"] for t in rows]
+            ys = range(len(rows))
+            route = [t["cells"][c]["rps"] for t in rows]
+            base = [by_id[t["baseline"]]["cells"][c]["rps"] if t["baseline"] in by_id and by_id[t["baseline"]]["status"] == "ok" else 0
+                    for t in rows]
+            ax.barh([y + 0.2 for y in ys], route, height=0.4, color="#d9480f", label="route")
+            shown = [(y, b) for y, b in zip(ys, base) if b]
+            ax.barh([y - 0.2 for y, _ in shown], [b for _, b in shown], height=0.4, color="#adb5bd", label="its baseline")
+            floor = by_id.get("redirect")
+            if floor and floor["status"] == "ok":
+                ax.axvline(floor["cells"][c]["rps"], color="#495057", linestyle="--", linewidth=0.8,
+                           label="302, no storage (platform floor)")
+            for y, r, b, t in zip(ys, route, base, rows):
+                ax.text(r, y + 0.2, f" {r:.0f}" + (f" ({r / b:.2f}×)" if b else ""), va="center", fontsize=8)
+                if b:
+                    ax.text(b, y - 0.2, f" {b:.0f} {by_id[t['baseline']]['title']}", va="center", fontsize=7, color="#495057")
+            ax.set_yticks(list(ys), labels, fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xscale("log")
+            ax.set_xlabel("requests/s (median, log scale)")
+            ax.set_title(f"{'Workers (workerd direct)' if name == 'workers' else 'Spin host'} — {c} connection{'s' if c != '1' else ''}",
+                         fontsize=10)
+            top = max(route + base + ([floor["cells"][c]["rps"]] if floor and floor["status"] == "ok" else []))
+            ax.set_xlim(min(v for v in route + base if v) / 2, top * 6)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Stagedoor bench {report['generated']} · {report['machine']['cores']} cores · commit {report['machine']['commit']}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+# --- main ----------------------------------------------------------------------------------------
+
+
+def main():
+    started = time.time()
+    seconds = int(os.environ.get("BENCH_SECONDS", "3"))
+    repeats = int(os.environ.get("BENCH_REPEATS", "3"))
+    wanted = os.environ.get("BENCH_RUNTIMES", "workers spin").split()
+    config = json.loads((BENCH / "routes.json").read_text())
+    functions = discover_functions()
+    built_env = os.environ.get("BENCH_FUNCTIONS")
+    built = set(built_env.split()) if built_env is not None else {
+        f for f in functions if (ROOT / "functions" / f / "build" / "index.js").exists()}
+    secrets_path = ROOT / ".wrangler" / "dev-secrets"
+    if not secrets_path.exists():
+        sys.exit("bench: .wrangler/dev-secrets is missing: run `make secrets`")
+    WORK.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    report = {
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine_info(),
+        "settings": {"seconds": seconds, "repeats": repeats, "connections": list(CONNECTIONS),
+                     "warmup_seconds": WARMUP_SECONDS, "limits": config["settings"]},
+        "functions": sorted(functions),
+        "built": sorted(built),
+        "sizes": sizes(functions, built),
+        "runtimes": {},
+    }
+    runtimes = []
+    if "workers" in wanted:
+        runtimes.append(Workers(config, secrets_path))
+    if "spin" in wanted:
+        runtimes.append(Spin(config, secrets_path))
+    failed = False
+    for rt in runtimes:
+        if rt.name == "spin" and not rt.host.exists():
+            # Not an error: the host is being written; the report says so.
+            report["runtimes"]["spin"] = {"path": rt.label(), "targets": [],
+                                          "not_run": f"{rt.label().split(' ')[0]} is not built yet (`make spin-host`)"}
+            continue
+        info, targets = run_runtime(rt, config, functions, built, seconds, repeats)
+        report["runtimes"][rt.name] = info
+        failed |= any(t.status == "failed" for t in targets) or bool(info.get("error"))
+        # Wrong answers under load: 4xx/5xx, or good answers with no row.
+        failed |= any(r.get("error_detail", {}).get("status") or r.get("rows_ok") is False
+                      for t in targets for cell in t.cells.values() for r in cell.get("runs", []))
+    report["machine"]["load_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["duration_s"] = round(time.time() - started + float(os.environ.get("BENCH_BUILD_SECONDS", "0")), 1)
+
+    md = markdown(report)
+    (RESULTS / "latest.md").write_text(md)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=1) + "\n")
+    try:
+        drawn = chart(report, RESULTS / "latest.png")
+    except ImportError:
+        drawn = False
+        log("matplotlib is missing (run `bench/tools.sh`): no chart")
+    print(md)
+    log(f"wrote bench/results/latest.md, latest.json{', latest.png' if drawn else ''} in {time.time() - started:.0f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
