@@ -1,0 +1,221 @@
+//! Where links live and how they are read: an in-isolate cache (≤ 30 s),
+//! then KV (`link:{slug}`, written through on every change), then the
+//! database, which is the source of truth and refills KV on a miss. Also
+//! the click counters and the API's queries.
+//!
+//! Staleness: KV is eventually consistent (~60 s between locations) and
+//! the cache adds at most [`CACHE_TTL_MS`], so a change reaches every fan
+//! within about a minute and a half. KV entries expire (after
+//! [`KV_TTL_SECS`], or [`REFILL_TTL_SECS`] when refilled from the
+//! database), which bounds how long a failed write-through or a refill
+//! racing an update can leave an old definition in KV.
+
+use std::rc::Rc;
+
+use shared::cache::TtlCache;
+use shared::sql::{OwnedParam, Param};
+use shared::{Db, Env, Error, Kv, Row};
+
+use crate::link::{Definition, Link};
+use crate::visit::Visit;
+
+/// Both hits and misses are cached: an unknown slug must not cost a
+/// database read per request.
+pub type Cache = TtlCache<Option<Rc<Link>>>;
+
+pub const CACHE_TTL_MS: i64 = 30_000;
+pub const CACHE_CAPACITY: usize = 256;
+pub const KV_TTL_SECS: u32 = 3600;
+/// Shorter for refills: a refill that read the database just before an
+/// update can land after that update's write-through, and this bounds how
+/// long the older definition then stays in KV.
+pub const REFILL_TTL_SECS: u32 = 300;
+
+pub fn kv_key(slug: &str) -> String {
+    let mut k = String::with_capacity(5 + slug.len());
+    k.push_str("link:");
+    k.push_str(slug);
+    k
+}
+
+/// The link behind `slug`, or `None`. The slug must already be valid.
+pub async fn resolve(env: &impl Env, cache: &Cache, slug: &str) -> Result<Option<Rc<Link>>, Error> {
+    let now = env.now_ms();
+    if let Some(hit) = cache.get(slug, now) {
+        return Ok(hit);
+    }
+    let link = match from_kv(env, slug).await {
+        Some(link) => Some(link),
+        None => from_db(env, slug).await?,
+    };
+    let link = link.map(Rc::new);
+    cache.insert(slug, link.clone(), now);
+    Ok(link)
+}
+
+/// A KV failure or a damaged entry is logged and read as a miss: the
+/// database can still answer.
+async fn from_kv(env: &impl Env, slug: &str) -> Option<Link> {
+    match env.kv().get(&kv_key(slug)).await {
+        Ok(Some(bytes)) => Link::from_cached(&bytes).map_err(|e| env.log_error(&format!("links: KV entry for {slug}: {e}"))).ok(),
+        Ok(None) => None,
+        Err(e) => {
+            env.log_error(&format!("links: KV read: {e}"));
+            None
+        }
+    }
+}
+
+async fn from_db(env: &impl Env, slug: &str) -> Result<Option<Link>, Error> {
+    let rows = env.db().query("SELECT id, artist_id, definition FROM links WHERE slug = ?1", &[Param::Text(slug)]).await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    let (Some(id), Some(artist_id), Some(def)) = (row.text(0), row.text(1), row.text(2)) else {
+        return Err(Error::internal("links row has NULLs"));
+    };
+    let cached = Link::cached_json(id, artist_id, def);
+    let link = Link::from_cached(cached.as_bytes())?;
+    if let Err(e) = env.kv().put(&kv_key(slug), cached.as_bytes(), Some(REFILL_TTL_SECS)).await {
+        // Two isolates refilling the same key in the same second hit KV's
+        // one-write-per-second limit; the other write carries the same bytes.
+        env.log_error(&format!("links: KV refill: {e}"));
+    }
+    Ok(Some(link))
+}
+
+/// After a change: KV gets the new definition and this isolate forgets
+/// what it cached; other isolates catch up within the cache TTL. If the KV
+/// write fails the old entry stays until its TTL ([`KV_TTL_SECS`]): a
+/// delete would fail the same way, so none is attempted.
+async fn write_through(env: &impl Env, cache: &Cache, slug: &str, cached: &str) {
+    if let Err(e) = env.kv().put(&kv_key(slug), cached.as_bytes(), Some(KV_TTL_SECS)).await {
+        env.log_error(&format!("links: KV write-through failed, old entry stays up to {KV_TTL_SECS} s: {e}"));
+    }
+    cache.remove(slug);
+}
+
+const COUNT: &str = "INSERT INTO link_stats (link_id, artist_id, day, kind, platform, country, referrer, device, count) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1) \
+     ON CONFLICT (link_id, day, kind, platform, country, referrer, device) DO UPDATE SET count = count + 1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    View,
+    Click,
+}
+
+/// Adds one to the counter for this visit, after the response is sent.
+/// Only the dimensions go in: no address, user agent or cookie.
+pub fn count(env: &impl Env, link: &Link, event: Event, platform: &str, visit: &Visit) {
+    let text = |s: &str| OwnedParam::Text(s.to_owned());
+    let kind = match event {
+        Event::View => "view",
+        Event::Click => "click",
+    };
+    env.defer_execute(
+        COUNT,
+        vec![
+            text(&link.id),
+            text(&link.artist_id),
+            OwnedParam::Text(utc_day(env.now_ms())),
+            text(kind),
+            text(platform),
+            text(visit.country.as_ref().map_or("", |c| c.as_str())),
+            text(&visit.referrer),
+            text(visit.device.key()),
+        ],
+    );
+}
+
+/// `YYYY-MM-DD` (UTC) of a time in ms since the epoch: the proleptic
+/// Gregorian calendar counted in 400-year eras of 146 097 days, with years
+/// starting in March so the leap day falls at the end.
+pub fn utc_day(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000) + 719_468; // from 0000-03-01
+    let era = days.div_euclid(146_097);
+    let day_of_era = days.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = era * 400 + year_of_era + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+// ---- The API's queries. Every one is scoped by the authenticated artist.
+
+/// The account an API token belongs to.
+pub struct Artist {
+    pub id: String,
+    pub name: String,
+}
+
+/// The artist a (hashed) API token belongs to, unless revoked.
+pub async fn artist_for_token(env: &impl Env, token_hash: &str) -> Result<Option<Artist>, Error> {
+    let rows = env
+        .db()
+        .query(
+            "SELECT t.artist_id, a.name FROM api_tokens t JOIN artists a ON a.id = t.artist_id \
+             WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
+            &[Param::Text(token_hash)],
+        )
+        .await?;
+    Ok(rows.first().and_then(|r| Some(Artist { id: r.text(0)?.to_owned(), name: r.text(1).unwrap_or("").to_owned() })))
+}
+
+/// A link as the API shows it.
+pub struct Stored {
+    pub slug: String,
+    pub definition: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// From `slug, definition, created_at, updated_at` starting at column `first`.
+fn stored(row: &Row, first: usize) -> Result<Stored, Error> {
+    let text = |i| row.text(i).map(str::to_owned).ok_or_else(|| Error::internal("links row: slug or definition is not text"));
+    Ok(Stored { slug: text(first)?, definition: text(first + 1)?, created_at: row.int(first + 2).unwrap_or(0), updated_at: row.int(first + 3).unwrap_or(0) })
+}
+
+const CREATE: &str = "INSERT INTO links (id, artist_id, slug, definition, created_at, updated_at) \
+     VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?4) ON CONFLICT (slug) DO NOTHING RETURNING id, created_at";
+const REPLACE: &str = "UPDATE links SET definition = ?3, updated_at = ?4 WHERE artist_id = ?1 AND slug = ?2 RETURNING id, created_at";
+
+/// Creates the link (`create`) or replaces the artist's own. `None` when
+/// creating a slug anyone already has, or replacing one the artist doesn't
+/// have (another artist's link looks the same). The database draws the id.
+pub async fn save(env: &impl Env, cache: &Cache, artist_id: &str, def: &Definition, create: bool) -> Result<Option<Stored>, Error> {
+    let now = env.now_ms();
+    let definition = def.to_json();
+    let params = [Param::Text(artist_id), Param::Text(&def.slug), Param::Text(&definition), Param::Int(now)];
+    let rows = env.db().query(if create { CREATE } else { REPLACE }, &params).await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    let id = row.text(0).ok_or_else(|| Error::internal("links.id is not text"))?;
+    write_through(env, cache, &def.slug, &Link::cached_json(id, artist_id, &definition)).await;
+    Ok(Some(Stored { slug: def.slug.clone(), definition, created_at: row.int(1).unwrap_or(now), updated_at: now }))
+}
+
+pub async fn get(env: &impl Env, artist_id: &str, slug: &str) -> Result<Option<(String, Stored)>, Error> {
+    let rows = env
+        .db()
+        .query("SELECT id, slug, definition, created_at, updated_at FROM links WHERE slug = ?1 AND artist_id = ?2", &[Param::Text(slug), Param::Text(artist_id)])
+        .await?;
+    let Some(row) = rows.first() else { return Ok(None) };
+    Ok(Some((row.text(0).unwrap_or_default().to_owned(), stored(row, 1)?)))
+}
+
+/// One page of the artist's links in slug order, after `after`.
+pub async fn list(env: &impl Env, artist_id: &str, after: &str, limit: i64) -> Result<Vec<Stored>, Error> {
+    let rows = env
+        .db()
+        .query(
+            "SELECT slug, definition, created_at, updated_at FROM links WHERE artist_id = ?1 AND slug > ?2 ORDER BY slug LIMIT ?3",
+            &[Param::Text(artist_id), Param::Text(after), Param::Int(limit)],
+        )
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        out.push(stored(r, 0)?);
+    }
+    Ok(out)
+}

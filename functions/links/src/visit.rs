@@ -1,0 +1,242 @@
+//! What one request tells a link about the fan, reduced to what the page
+//! and the counters need: device class, bot or not, the remembered service,
+//! country, referrer host and UTM tags. The user agent, cookie and address
+//! are read here and go no further.
+
+use shared::http::header::{COOKIE, HOST, REFERER, USER_AGENT};
+use shared::http::request::Parts;
+use shared::httpx::percent_decode;
+
+use crate::link::{Country, Platform};
+
+/// First-party cookie holding only the key of the service the fan last
+/// picked, so it can come first next time. No identifier.
+pub const CHOICE_COOKIE: &str = "sd_svc";
+/// 90 days, refreshed on every pick.
+pub const CHOICE_MAX_AGE: u32 = 90 * 24 * 3600;
+
+const UTM_KEYS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
+const MAX_UTM_VALUE: usize = 100;
+const MAX_REFERRER: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Ios,
+    Android,
+    Desktop,
+    Other,
+}
+
+impl Device {
+    pub fn key(self) -> &'static str {
+        match self {
+            Device::Ios => "ios",
+            Device::Android => "android",
+            Device::Desktop => "desktop",
+            Device::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Visit {
+    pub device: Device,
+    /// Crawlers and link-preview fetchers: they get the page, are never
+    /// counted and never auto-redirected.
+    pub bot: bool,
+    pub remembered: Option<Platform>,
+    pub country: Option<Country>,
+    /// Host name only, `""` when unknown.
+    pub referrer: String,
+    /// `utm_…=…` pairs to pass on, re-encoded, without a leading `?`.
+    pub utm: String,
+    /// `?choose`: show the page even when the link auto-redirects, so a
+    /// fan can pick another service.
+    pub choose: bool,
+}
+
+impl Visit {
+    pub fn read(parts: &Parts, country: Option<&str>) -> Visit {
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let ua = header(USER_AGENT).unwrap_or("");
+        let mut visit = Visit {
+            device: device(ua),
+            bot: is_bot(ua),
+            remembered: parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(remembered),
+            country: country.and_then(Country::parse),
+            referrer: String::new(),
+            utm: String::new(),
+            choose: false,
+        };
+        let mut ref_param = None;
+        let mut utm: [Option<String>; 5] = Default::default();
+        for pair in parts.uri.query().unwrap_or("").split('&') {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "choose" => visit.choose = true,
+                "ref" => ref_param = ref_param.or_else(|| percent_decode(v).and_then(|h| clean_host(&h))),
+                _ => {
+                    if let Some(i) = UTM_KEYS.iter().position(|u| *u == k) {
+                        if utm[i].is_none() {
+                            utm[i] = percent_decode(v).filter(|v| utm_value_ok(v));
+                        }
+                    }
+                }
+            }
+        }
+        for (key, value) in UTM_KEYS.iter().zip(&utm) {
+            if let Some(v) = value {
+                if !visit.utm.is_empty() {
+                    visit.utm.push('&');
+                }
+                visit.utm.push_str(key);
+                visit.utm.push('=');
+                encode_into(&mut visit.utm, v);
+            }
+        }
+        // Our own buttons carry the host the fan came from as `ref` (the
+        // landing page sends no Referer). Otherwise use the Referer, unless
+        // it is this site.
+        visit.referrer = ref_param.unwrap_or_else(|| {
+            let own = header(HOST).map(|h| h.split(':').next().unwrap_or(h));
+            header(REFERER).and_then(referrer_host).filter(|h| Some(h.as_str()) != own.map(strip_www)).unwrap_or_default()
+        });
+        visit
+    }
+
+    /// The query our buttons carry: UTM tags and the original referrer.
+    pub fn forward_query(&self) -> String {
+        let mut q = String::new();
+        if !self.utm.is_empty() {
+            q.push('?');
+            q.push_str(&self.utm);
+        }
+        if !self.referrer.is_empty() {
+            q.push(if q.is_empty() { '?' } else { '&' });
+            q.push_str("ref=");
+            q.push_str(&self.referrer);
+        }
+        q
+    }
+}
+
+/// Case-insensitive substring test; `needle` is lower case.
+fn has(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+pub fn device(ua: &str) -> Device {
+    let ua = ua.as_bytes();
+    if has(ua, b"iphone") || has(ua, b"ipad") || has(ua, b"ipod") {
+        Device::Ios
+    } else if has(ua, b"android") {
+        Device::Android
+    } else if [&b"windows"[..], b"macintosh", b"x11", b"cros", b"linux"].iter().any(|n| has(ua, n)) {
+        Device::Desktop
+    } else {
+        Device::Other
+    }
+}
+
+/// Names of crawlers, link-preview fetchers and HTTP libraries. The bare
+/// word "bot" is matched only before a separator, because phone models
+/// contain it too (CUBOT).
+const BOT_NAMES: &[&[u8]] = &[
+    b"crawler", b"spider", b"facebookexternalhit", b"facebookcatalog", b"meta-external", b"whatsapp", b"slack",
+    b"skypeuripreview", b"embedly", b"pinterest", b"vkshare", b"iframely", b"preview", b"mastodon", b"cardyb",
+    b"google-", b"googleother", b"headless", b"lighthouse", b"curl/", b"wget/", b"python-", b"go-http-client",
+    b"okhttp", b"java/", b"libwww", b"node-fetch", b"axios/", b"scrapy", b"httpclient", b"feedfetcher",
+];
+const BOT_SUFFIXES: &[&[u8]] = &[b"bot/", b"bot;", b"bot)", b"bot-", b"bot ", b"bot_", b"bot+"];
+
+pub fn is_bot(ua: &str) -> bool {
+    let b = ua.as_bytes();
+    // Every browser sends a user agent; a request without one is a script.
+    if ua.trim().is_empty() || b.len() >= 3 && b[b.len() - 3..].eq_ignore_ascii_case(b"bot") {
+        return true;
+    }
+    BOT_NAMES.iter().any(|n| has(b, n)) || (BOT_SUFFIXES.iter().any(|n| has(b, n)) && !has(b, b"cubot"))
+}
+
+fn remembered(cookie_header: &str) -> Option<Platform> {
+    cookie_header.split(';').find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == CHOICE_COOKIE).then(|| Platform::from_key(v.trim())).flatten()
+    })
+}
+
+/// The `Set-Cookie` value remembering `p`.
+pub fn choice_cookie(p: Platform) -> String {
+    format!("{CHOICE_COOKIE}={}; Max-Age={CHOICE_MAX_AGE}; Path=/l/; Secure; HttpOnly; SameSite=Lax", p.key())
+}
+
+/// The host of a Referer (`https://l.instagram.com/…`, `android-app://…`).
+fn referrer_host(referer: &str) -> Option<String> {
+    let rest = referer.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    clean_host(host.split(':').next().unwrap_or(host))
+}
+
+fn strip_www(h: &str) -> &str {
+    h.strip_prefix("www.").unwrap_or(h)
+}
+
+/// A host name fit to be a counter dimension: lower case, without `www.`,
+/// only host-name characters, bounded. Anything else is dropped, including
+/// IP addresses: an address is never stored, whoever's it is.
+fn clean_host(h: &str) -> Option<String> {
+    let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+    let h = strip_www(&h);
+    let name_like = h.rsplit('.').next().is_some_and(|tld| tld.bytes().any(|b| b.is_ascii_lowercase()));
+    let ok = (1..=MAX_REFERRER).contains(&h.len())
+        && h.contains('.')
+        && name_like
+        && h.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    ok.then(|| h.to_owned())
+}
+
+fn utm_value_ok(v: &str) -> bool {
+    !v.is_empty() && v.len() <= MAX_UTM_VALUE && !v.chars().any(char::is_control)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub fn encode_into(out: &mut String, v: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 15)] as char);
+        }
+    }
+}
+
+/// `url` with the visit's UTM tags appended where the target doesn't set
+/// the same key itself (the artist's own tags win), before any fragment.
+pub fn with_utm<'a>(url: &'a str, utm: &str) -> std::borrow::Cow<'a, str> {
+    if utm.is_empty() {
+        return url.into();
+    }
+    let (base, fragment) = url.split_once('#').map_or((url, None), |(b, f)| (b, Some(f)));
+    let existing = base.split_once('?').map_or("", |(_, q)| q);
+    let mut out = String::with_capacity(url.len() + utm.len() + 1);
+    out.push_str(base);
+    let mut sep = if base.contains('?') { '&' } else { '?' };
+    for pair in utm.split('&') {
+        let key = pair.split('=').next().unwrap_or(pair);
+        let already = existing.split('&').any(|p| p.split('=').next() == Some(key));
+        if !already {
+            out.push(sep);
+            out.push_str(pair);
+            sep = '&';
+        }
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out.into()
+}
