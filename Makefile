@@ -2,6 +2,7 @@
 #   make dev       build all functions, run them on local Workers (wrangler dev, D1 + KV)
 #   make dev-spin  the same on the Spin test host (SQLite + key-value files in .spin/)
 #   make test      native tests, then the end-to-end suite on both runtimes
+#   make bench     sizes, req/s and latency per route vs baselines (bench/results/latest.md)
 # Tools are installed on first use, at pinned versions, and skipped when present.
 
 SHELL := bash
@@ -13,7 +14,7 @@ SHELL := bash
 WORKER_BUILD_VERSION := 0.8.7
 WASM_BINDGEN_VERSION := 0.2.130
 
-FUNCTIONS := signup
+FUNCTIONS := signup unsubscribe links
 PORT ?= 8787
 SPIN_PORT ?= 3000
 
@@ -34,7 +35,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets worker-build wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin test test-native test-e2e clean
+        dev dev-spin api-token test test-native test-e2e bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -50,7 +51,7 @@ rust-targets:
 	done
 
 worker-build:
-	@if [ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null | awk '{print $$2}')" != "$(WORKER_BUILD_VERSION)" ]; then \
+	@if [ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null | awk '{print $$NF}')" != "$(WORKER_BUILD_VERSION)" ]; then \
 	  echo "installing worker-build $(WORKER_BUILD_VERSION) (once; ~10 min cold)"; \
 	  cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked; \
 	fi
@@ -99,12 +100,13 @@ spin-host:
 
 # Local keys, generated once and kept in git-ignored files. Production keys
 # are Worker secrets / Spin variables (see README).
-secrets: .wrangler/dev-secrets
-.wrangler/dev-secrets:
-	@mkdir -p .wrangler
-	@printf 'DATA_KEYS=k1:%s\nINDEX_KEY=%s\n' "$$(head -c32 /dev/urandom | base64)" "$$(head -c32 /dev/urandom | base64)" > $@
-	@echo "generated local keys in $@"
-	@for f in $(FUNCTIONS); do cp $@ functions/$$f/.dev.vars; done
+secrets:
+	@mkdir -p .wrangler; touch .wrangler/dev-secrets
+	@key() { head -c32 /dev/urandom | base64; }; \
+	grep -q '^DATA_KEYS=' .wrangler/dev-secrets || echo "DATA_KEYS=k1:$$(key)" >> .wrangler/dev-secrets; \
+	grep -q '^INDEX_KEY=' .wrangler/dev-secrets || echo "INDEX_KEY=$$(key)" >> .wrangler/dev-secrets; \
+	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets
+	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
 
 WRANGLER := $(NPM_BIN)/wrangler
 WORKER_CONFIGS := -c wrangler.toml $(foreach f,$(FUNCTIONS),-c functions/$(f)/wrangler.toml)
@@ -114,13 +116,13 @@ migrate: npm
 	$(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to $(STATE) --file tools/seed-demo.sql >/dev/null
 
 dev: build-workers-dev secrets migrate
-	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
 	@echo
 	@echo "  Stagedoor is starting on http://localhost:$(PORT)"
 	@echo "  Capture page:  http://localhost:$(PORT)/s/demo"
 	@echo "  JSON signup:   curl -X POST http://localhost:$(PORT)/api/v1/signup -H 'content-type: application/json' \\"
 	@echo "                   -d '{\"page\":\"demo\",\"email\":\"you@example.com\",\"consent\":true}'"
 	@echo "  Fans:          $(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to .wrangler/state --command 'SELECT status,country,region,city FROM fans'"
+	@echo "  Smart link:    http://localhost:$(PORT)/l/demo   (API token for /api/v1/app/links: make api-token)"
 	@echo
 	$(WRANGLER) dev $(WORKER_CONFIGS) --port $(PORT) --ip 127.0.0.1 --persist-to $(STATE)
 
@@ -129,11 +131,26 @@ dev-spin: build-spin spin-host geo-data secrets
 	@echo
 	@echo "  Stagedoor (Spin) is starting on http://localhost:$(SPIN_PORT)"
 	@echo "  Capture page:  http://localhost:$(SPIN_PORT)/s/demo"
+	@echo "  Smart link:    http://localhost:$(SPIN_PORT)/l/demo"
 	@echo
 	set -a; source .wrangler/dev-secrets; set +a; \
-	SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" \
+	SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
 	target/release/spin-host --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin \
-	  --sqlite @schema/0001_init.sql --sqlite @tools/seed-demo.sql
+	  $(foreach f,$(sort $(wildcard schema/*.sql)),--sqlite @$(f)) --sqlite @tools/seed-demo.sql
+
+# An artist API token for /api/v1/app/links, printed once: only its SHA-256
+# is stored. `make api-token ARTIST=<artist id>` (default demo-artist) on the
+# local D1; add REMOTE=1 for the deployed one. Spin: see README.
+api-token: npm
+	@artist='$(or $(ARTIST),demo-artist)'; \
+	[[ "$$artist" =~ ^[A-Za-z0-9_-]+$$ ]] || { echo "ARTIST must be an artist id (letters, digits, - and _)" >&2; exit 2; }; \
+	token="sd_$$(head -c32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"; \
+	hash=$$(printf '%s' "$$token" | sha256sum | cut -d' ' -f1); \
+	out=$$($(WRANGLER) d1 execute DB $(if $(REMOTE),--remote,--local --persist-to $(STATE)) -c wrangler.toml --json --command \
+	  "INSERT INTO api_tokens (id, artist_id, token_hash, label, created_at) SELECT lower(hex(randomblob(16))), id, '$$hash', 'make api-token', CAST(strftime('%s','now') AS INTEGER) * 1000 FROM artists WHERE id = '$$artist' RETURNING artist_id") \
+	  || { echo "$$out" >&2; exit 1; }; \
+	grep -q '"artist_id"' <<<"$$out" || { echo "no artist with id '$$artist' (run make migrate first?)" >&2; exit 1; }; \
+	echo "$$token"
 
 ## Tests -----------------------------------------------------------------------
 
@@ -143,8 +160,30 @@ test-native: geo-test-data
 	cargo test --workspace --exclude e2e --exclude spin-host --features shared/native
 
 # The e2e suite starts and stops wrangler dev and the Spin host itself.
-test-e2e: build-workers build-spin spin-host secrets geo-test-data
+test-e2e: build-workers build-spin spin-host geo-test-data
+	cargo test --release -p spin-host
 	cargo test -p e2e --test e2e
+
+## Benchmarks ------------------------------------------------------------------
+
+BENCH_PY := $(CURDIR)/.tools/bench-venv/bin/python
+
+# Release artefacts (wasm-opt on Workers), the Spin host when its source is
+# in the tree, the Spin baseline component, the load generator and chart
+# library (bench/tools.sh), then one report: see bench/README.md.
+# Knobs: BENCH_SECONDS=3 BENCH_REPEATS=3 BENCH_RUNTIMES="workers spin".
+bench:
+	@start=$$(date +%s); \
+	$(MAKE) --no-print-directory build-workers build-spin bench-spin-baseline secrets geo-test-data; \
+	if [ -f tools/spin-host/Cargo.toml ]; then \
+	  $(MAKE) --no-print-directory spin-host || echo "bench: make spin-host failed; the Spin table uses whatever target/release/spin-host exists"; \
+	else echo "bench: tools/spin-host is not in this tree yet; the Spin table will say so"; fi; \
+	bench/tools.sh; \
+	BENCH_BUILD_SECONDS=$$(( $$(date +%s) - start )) BENCH_FUNCTIONS="$(FUNCTIONS)" $(BENCH_PY) bench/bench.py
+
+# Bench only: the Spin counterpart of bench/baselines/workers/*.js.
+bench-spin-baseline: rust-targets
+	cargo build --release --target wasm32-wasip2 --features spin -p bench-spin-baseline
 
 clean:
 	cargo clean

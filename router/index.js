@@ -8,6 +8,9 @@
 const ROUTES = [
   ["/s/", "SIGNUP"],
   ["/api/v1/signup", "SIGNUP"],
+  ["/u/", "UNSUBSCRIBE"],
+  ["/l/", "LINKS"],
+  ["/api/v1/app/links", "LINKS"],
 ];
 
 export default {

@@ -81,6 +81,12 @@ pub trait Env {
     /// on Spin and natively it runs before the handler returns).
     fn defer(&self, work: impl Future<Output = ()> + 'static);
 
+    /// Runs one write after the response is sent, like [`Env::defer`], for
+    /// writes nobody waits for (counters). `defer` alone can't do this: its
+    /// work must be `'static`, and the database port is borrowed from the
+    /// request's environment. A failure is logged, never reported.
+    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>);
+
     /// Logs a server-side fault. Never pass personal data here.
     fn log_error(&self, msg: &str);
 }
@@ -109,4 +115,12 @@ mod tests {
         }
         assert_eq!(parse_client_addr("nope"), None);
     }
+}
+
+/// A new row id: 128 random bits as 32 hex chars (unguessable, and
+/// collision-free in practice).
+pub fn random_id(env: &impl Env) -> Result<String, Error> {
+    let mut b = [0u8; 16];
+    env.random(&mut b)?;
+    Ok(crate::crypto::hex(&b))
 }

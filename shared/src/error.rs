@@ -9,8 +9,12 @@ use std::fmt;
 pub enum ErrorKind {
     /// Malformed request (unparseable body, bot-filled form).
     BadRequest,
+    /// Missing or invalid credentials (answered with `WWW-Authenticate`).
+    Unauthorized,
     NotFound,
     MethodNotAllowed,
+    /// The request clashes with existing state (a name already taken).
+    Conflict,
     PayloadTooLarge,
     UnsupportedMediaType,
     /// Well-formed but invalid input: a field failed validation.
@@ -49,8 +53,10 @@ impl Error {
         use http::StatusCode as S;
         match self.kind {
             ErrorKind::BadRequest => S::BAD_REQUEST,
+            ErrorKind::Unauthorized => S::UNAUTHORIZED,
             ErrorKind::NotFound => S::NOT_FOUND,
             ErrorKind::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
+            ErrorKind::Conflict => S::CONFLICT,
             ErrorKind::PayloadTooLarge => S::PAYLOAD_TOO_LARGE,
             ErrorKind::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             ErrorKind::Unprocessable => S::UNPROCESSABLE_ENTITY,
@@ -64,8 +70,10 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self.kind {
             ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthorized => "unauthorized",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::PayloadTooLarge => "payload_too_large",
             ErrorKind::UnsupportedMediaType => "unsupported_media_type",
             ErrorKind::Unprocessable => "invalid",

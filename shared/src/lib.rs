@@ -9,6 +9,7 @@
 //!   geo lookup and salted hashing, and are never stored or logged.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod crypto;
 pub mod email;
 pub mod env;
@@ -18,6 +19,8 @@ pub mod html;
 pub mod httpx;
 pub mod ratelimit;
 pub mod sql;
+pub mod token;
+pub mod mail;
 
 pub mod adapters;
 

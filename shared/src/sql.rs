@@ -38,6 +38,27 @@ impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
     }
 }
 
+/// A parameter that owns its value, for statements run after the request
+/// is gone (see [`crate::Env::defer_execute`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedParam {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl OwnedParam {
+    pub fn as_param(&self) -> Param<'_> {
+        match self {
+            OwnedParam::Null => Param::Null,
+            OwnedParam::Int(v) => Param::Int(*v),
+            OwnedParam::Real(v) => Param::Real(*v),
+            OwnedParam::Text(s) => Param::Text(s),
+        }
+    }
+}
+
 /// One result value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {

@@ -6,6 +6,8 @@
 //! with worker-build and for wasm32-wasip2, and `target/release/spin-host`.
 
 mod cases;
+mod email;
+mod links;
 mod runtime;
 
 use std::sync::Arc;
@@ -28,7 +30,8 @@ fn main() {
     let mut trials = Vec::new();
     for (name, started) in [("workers", &workers), ("spin", &spin)] {
         let target = started.as_ref().map(|(_, t)| Arc::clone(t)).map_err(Clone::clone);
-        for &(case, f) in cases::ALL {
+        let all = cases::ALL.iter().chain(email::ALL).chain(links::ALL).chain(cases::FINAL);
+        for &(case, f) in all {
             let target = target.clone();
             trials.push(Trial::test(format!("{name}::{case}"), move || match &target {
                 Ok(t) => f(t).map_err(Failed::from),

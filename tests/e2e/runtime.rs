@@ -8,30 +8,34 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shared::adapters::native::recorder::Recorder;
 use shared::http;
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
 }
 
-/// The local keys `make secrets` generated: wrangler dev reads them from
-/// each function's `.dev.vars`; the Spin host gets the same values, and the
-/// cases use them to check what was stored.
-pub struct Keys {
-    pub data_keys: String,
-    pub index_key: String,
-}
+/// The suite's own keys and settings, handed to both runtimes (never the
+/// developer's `.dev.vars`). Token keys are rotated: `t2` signs new links and
+/// `t1` must still verify, so the suite can prove old links keep working.
+pub const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+pub const TOKEN_KEY_OLD: &str = "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+pub const TOKEN_KEY_NEW: &str = "t2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=";
+pub const PUBLIC_BASE: &str = "https://fans.e2e.example";
 
-pub fn keys() -> Result<Keys, String> {
-    let path = root().join("functions/signup/.dev.vars");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (run `make secrets`)", path.display()))?;
-    let get = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-            .map(|v| v.trim().to_owned())
-            .ok_or_else(|| format!("{name} missing in {}", path.display()))
-    };
-    Ok(Keys { data_keys: get("DATA_KEYS")?, index_key: get("INDEX_KEY")? })
+/// Settings every function gets, as (name, value); names are the Spin
+/// spelling, upper-cased for Workers.
+fn settings(mail_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("data_keys", DATA_KEYS.to_owned()),
+        ("index_key", INDEX_KEY.to_owned()),
+        ("token_keys", format!("{TOKEN_KEY_NEW},{TOKEN_KEY_OLD}")),
+        ("public_base_url", PUBLIC_BASE.to_owned()),
+        ("email_api_base", mail_url.to_owned()),
+        ("email_api_key", "re_e2e_key".to_owned()),
+        ("email_from", "E2E Band <news@e2e.example>".to_owned()),
+    ]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +51,8 @@ pub struct Target {
     /// Directory holding every file the runtime persisted.
     pub state: PathBuf,
     pub db_path: PathBuf,
+    /// The stand-in email provider this runtime sends to.
+    pub mail: Recorder,
 }
 
 /// A child process group, stopped on drop.
@@ -98,23 +104,46 @@ fn wrangler(root: &Path) -> Command {
     cmd
 }
 
-fn function_configs(root: &Path) -> Vec<String> {
-    let mut out = vec!["-c".to_owned(), "wrangler.toml".to_owned()];
-    let mut dirs: Vec<_> = std::fs::read_dir(root.join("functions")).expect("functions/").flatten().map(|e| e.path()).collect();
+/// Copies of the real wrangler configs with absolute paths, the suite's
+/// settings as vars and its secrets in a `.dev.vars` beside each (wrangler's
+/// `--var` and `--env-file` reach only the first Worker of a session).
+fn worker_configs(root: &Path, out: &Path, settings: &[(&str, String)]) -> Result<Vec<String>, String> {
+    let mut dirs: Vec<_> = std::fs::read_dir(root.join("functions")).map_err(|e| e.to_string())?.flatten().map(|e| e.path()).collect();
     dirs.sort();
-    for d in dirs {
-        if d.join("wrangler.toml").exists() {
-            out.push("-c".to_owned());
-            out.push(d.join("wrangler.toml").strip_prefix(root).expect("under root").display().to_string());
+    let mut configs = vec![(root.to_path_buf(), "router".to_owned())];
+    configs.extend(dirs.into_iter().filter(|d| d.join("wrangler.toml").exists()).map(|d| {
+        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        (d, name)
+    }));
+    let mut args = Vec::new();
+    for (dir, name) in configs {
+        let text = std::fs::read_to_string(dir.join("wrangler.toml")).map_err(|e| e.to_string())?;
+        let mut out_text = String::new();
+        for line in text.lines() {
+            let rewritten = ["main = \"", "migrations_dir = \""].iter().find_map(|key| {
+                line.strip_prefix(key).map(|rest| format!("{key}{}/{rest}", dir.display()))
+            });
+            out_text.push_str(rewritten.as_deref().unwrap_or(line));
+            out_text.push('\n');
         }
+        let cfg_dir = out.join(&name);
+        std::fs::create_dir_all(&cfg_dir).map_err(|e| e.to_string())?;
+        if name != "router" {
+            let vars: String = settings.iter().map(|(k, v)| format!("{}={v}\n", k.to_uppercase())).collect();
+            std::fs::write(cfg_dir.join(".dev.vars"), vars).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(cfg_dir.join("wrangler.toml"), out_text).map_err(|e| e.to_string())?;
+        args.push("-c".to_owned());
+        args.push(cfg_dir.join("wrangler.toml").display().to_string());
     }
-    out
+    Ok(args)
 }
 
 pub fn start_workers() -> crate::Started {
     let root = root();
     let state = fresh_dir("workers");
-    keys()?;
+    let mail = Recorder::start().map_err(|e| format!("mail recorder: {e}"))?;
+    let configs = worker_configs(&root, &state.join("config"), &settings(&mail.url))?;
     let persist = state.join("state");
     run(wrangler(&root).args(["d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to"]).arg(&persist))?;
     run(wrangler(&root).args(["d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--file", "tests/e2e/fixtures.sql", "--persist-to"]).arg(&persist))?;
@@ -122,7 +151,7 @@ pub fn start_workers() -> crate::Started {
     let log = std::fs::File::create(state.join("wrangler.log")).map_err(|e| e.to_string())?;
     let child = wrangler(&root)
         .arg("dev")
-        .args(function_configs(&root))
+        .args(&configs)
         .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "warn"])
         .arg("--persist-to")
         .arg(&persist)
@@ -142,7 +171,7 @@ pub fn start_workers() -> crate::Started {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "sqlite") && !p.ends_with("metadata.sqlite"))
         .ok_or("no D1 database file")?;
-    Ok((server, Arc::new(Target { kind: Kind::Workers, base, state, db_path })))
+    Ok((server, Arc::new(Target { kind: Kind::Workers, base, state: persist, db_path, mail })))
 }
 
 pub fn start_spin() -> crate::Started {
@@ -160,17 +189,20 @@ pub fn start_spin() -> crate::Started {
         .replace("source = \"data/geo\"", &format!("source = \"{}/.cache/geo\"", root.display()));
     let manifest_path = state.join("spin.toml");
     std::fs::write(&manifest_path, manifest).map_err(|e| e.to_string())?;
-    let keys = keys()?;
+    let mail = Recorder::start().map_err(|e| format!("mail recorder: {e}"))?;
     let port = free_port();
-    let mut child = Command::new(&host)
+    let mut cmd = Command::new(&host);
+    for (name, value) in settings(&mail.url) {
+        cmd.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
+    }
+    let mut child = cmd
         .current_dir(&root)
         .arg("--from")
         .arg(&manifest_path)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
         .arg(state.join("data"))
-        .args(["--sqlite", "@schema/0001_init.sql", "--sqlite", "@tests/e2e/fixtures.sql"])
-        .env("SPIN_VARIABLE_DATA_KEYS", &keys.data_keys)
-        .env("SPIN_VARIABLE_INDEX_KEY", &keys.index_key)
+        .args(migrations(&root)?.iter().flat_map(|m| ["--sqlite".to_owned(), format!("@{m}")]))
+        .args(["--sqlite", "@tests/e2e/fixtures.sql"])
         .env("SPIN_VARIABLE_CLIENT_IP_HEADER", "x-real-ip")
         .env("SPIN_VARIABLE_GEO_FILES", "/geo/GeoIP2-City-Test.mmdb")
         .stdin(Stdio::null())
@@ -193,7 +225,19 @@ pub fn start_spin() -> crate::Started {
         .map_err(|_| format!("spin-host did not start; see {}", state.join("spin-host.log").display()))?;
     let base = format!("http://127.0.0.1:{port}");
     let db_path = state.join("data/sqlite_db.db");
-    Ok((server, Arc::new(Target { kind: Kind::Spin, base, state, db_path })))
+    Ok((server, Arc::new(Target { kind: Kind::Spin, base, state: state.join("data"), db_path, mail })))
+}
+
+/// `schema/*.sql` in order, as paths relative to the repo root.
+fn migrations(root: &Path) -> Result<Vec<String>, String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("schema"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sql"))
+        .collect();
+    names.sort();
+    Ok(names.into_iter().map(|n| format!("schema/{n}")).collect())
 }
 
 fn wait_ready(base: &str, limit: Duration) -> Result<(), String> {
@@ -233,6 +277,13 @@ impl Target {
         }
         let req = b.body(body.to_vec()).map_err(|e| e.to_string())?;
         shared::adapters::native::http1_fetch(req).map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    /// Read-write, for cases that play the part of a job (e.g. erasure).
+    pub fn db_rw(&self) -> Result<rusqlite::Connection, String> {
+        let c = rusqlite::Connection::open(&self.db_path).map_err(|e| format!("open {}: {e}", self.db_path.display()))?;
+        c.busy_timeout(Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        Ok(c)
     }
 
     pub fn db(&self) -> Result<rusqlite::Connection, String> {

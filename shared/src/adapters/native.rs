@@ -20,7 +20,11 @@ use crate::sql::{Cell, Param, Row, Stmt};
 use crate::{Error, Request, Response};
 
 /// The migrations, in order, as shipped in `schema/`.
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init.sql", include_str!("../../../schema/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init.sql", include_str!("../../../schema/0001_init.sql")),
+    ("0002_links.sql", include_str!("../../../schema/0002_links.sql")),
+    ("0003_mail.sql", include_str!("../../../schema/0003_mail.sql")),
+];
 
 /// Drives a future whose I/O is synchronous to completion.
 pub fn block_on<F: Future>(fut: F) -> F::Output {
@@ -233,6 +237,12 @@ impl Env for NativeEnv {
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         block_on(work)
     }
+    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>) {
+        let params: Vec<Param<'_>> = params.iter().map(crate::sql::OwnedParam::as_param).collect();
+        if let Err(e) = block_on(self.db.execute(sql, &params)) {
+            self.log_error(&format!("deferred write: {e}"));
+        }
+    }
     fn log_error(&self, msg: &str) {
         self.errors.borrow_mut().push(msg.to_owned());
     }
@@ -251,7 +261,7 @@ pub fn http1_fetch(req: Request) -> Result<Response, Error> {
     let mut stream = TcpStream::connect(&addr).map_err(Error::unavailable)?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(Error::unavailable)?;
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut head = format!("{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n", req.method(), path, authority, req.body().len());
+    let head = format!("{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n", req.method(), path, authority, req.body().len());
     let mut head = head.into_bytes();
     for (k, v) in req.headers() {
         // Raw bytes: header values may carry UTF-8 (e.g. a city name).
@@ -333,5 +343,104 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
         }
         out.extend_from_slice(body.get(..size)?);
         body = body.get(size + 2..)?;
+    }
+}
+
+/// A local HTTP server that records every request and answers with a set
+/// status: stands in for third-party APIs (the email provider) in tests.
+pub mod recorder {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Debug, Clone)]
+    pub struct Recorded {
+        pub method: String,
+        pub path: String,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Recorded {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        }
+    }
+
+    pub struct Recorder {
+        pub url: String,
+        requests: Arc<Mutex<Vec<Recorded>>>,
+        status: Arc<AtomicU16>,
+    }
+
+    impl Recorder {
+        /// Listens on 127.0.0.1 (a free port) until the process ends.
+        pub fn start() -> std::io::Result<Recorder> {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let url = format!("http://{}", listener.local_addr()?);
+            let requests = Arc::new(Mutex::new(Vec::new()));
+            let status = Arc::new(AtomicU16::new(200));
+            let (reqs, st) = (Arc::clone(&requests), Arc::clone(&status));
+            std::thread::spawn(move || {
+                for mut conn in listener.incoming().flatten() {
+                    if let Some(r) = read_request(&mut conn) {
+                        if let Ok(mut all) = reqs.lock() {
+                            all.push(r);
+                        }
+                    }
+                    let code = st.load(Ordering::SeqCst);
+                    let body = b"{\"id\":\"recorded\"}";
+                    let _ = write!(conn, "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let _ = conn.write_all(body);
+                }
+            });
+            Ok(Recorder { url, requests, status })
+        }
+
+        pub fn requests(&self) -> Vec<Recorded> {
+            self.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        }
+
+        /// The status later requests are answered with.
+        pub fn respond_with(&self, status: u16) {
+            self.status.store(status, Ordering::SeqCst);
+        }
+    }
+
+    fn read_request(conn: &mut std::net::TcpStream) -> Option<Recorded> {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        let head_end = loop {
+            let n = conn.read(&mut buf).ok()?;
+            if n == 0 {
+                return None;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                break p;
+            }
+        };
+        let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
+        let headers: Vec<(String, String)> =
+            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+        let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+        let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let len = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let mut body = raw[head_end + 4..].to_vec();
+        // wasi-http clients stream bodies with chunked encoding.
+        let complete = |b: &[u8]| if chunked { super::dechunk(b).is_some() } else { b.len() >= len };
+        while !complete(&body) {
+            let n = conn.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        let body = if chunked { super::dechunk(&body)? } else { body };
+        Some(Recorded { method, path, headers, body })
     }
 }

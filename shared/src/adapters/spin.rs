@@ -269,6 +269,14 @@ impl Env for Platform {
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         self.deferred.borrow_mut().push(Box::pin(work));
     }
+    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>) {
+        self.defer(async move {
+            let params: Vec<Param<'_>> = params.iter().map(crate::sql::OwnedParam::as_param).collect();
+            if let Err(e) = SpinDb(OnceCell::new()).execute(sql, &params).await {
+                eprintln!("deferred write: {e}");
+            }
+        });
+    }
     fn log_error(&self, msg: &str) {
         eprintln!("{msg}");
     }
