@@ -39,7 +39,7 @@ impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
 }
 
 /// A parameter that owns its value, for statements run after the request
-/// is gone (see [`crate::Env::defer_execute`]).
+/// is gone (see [`crate::Env::defer_writes`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum OwnedParam {
     Null,
@@ -57,6 +57,14 @@ impl OwnedParam {
             OwnedParam::Text(s) => Param::Text(s),
         }
     }
+}
+
+/// A statement with owned parameters (see [`crate::Env::defer_writes`]).
+/// The text may be built at run time (e.g. a multi-row insert).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OwnedStmt {
+    pub sql: std::borrow::Cow<'static, str>,
+    pub params: Vec<OwnedParam>,
 }
 
 /// One result value.

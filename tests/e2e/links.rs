@@ -309,7 +309,9 @@ fn links_unknown_slug_404(t: &Target) -> Result<(), String> {
 fn links_api_rejects_invalid(t: &Target) -> Result<(), String> {
     ensure_link(t)?;
     let target = |platform: &str, url: &str| format!(r#"{{"slug":"e2e-bad","title":"Bad","targets":[{{"platform":"{platform}","url":"{url}"}}]}}"#);
-    let cases: Vec<(Option<&str>, String, u16, Option<&str>, &str)> = vec![
+    // (token, body, status, field, words the message must contain)
+    type Rejection<'a> = (Option<&'a str>, String, u16, Option<&'a str>, &'a str);
+    let cases: Vec<Rejection> = vec![
         (Some(TOKEN), LINK.replace("\"e2e-night\"", "\"E2E Night!\""), 422, Some("slug"), "lower-case letters"),
         (Some(TOKEN), LINK.replace("\"e2e-night\"", "\"ab\""), 422, Some("slug"), "3 to 64 characters"),
         (Some(TOKEN), target("spotify", "https://spotify.evil.example/album/x"), 422, Some("targets"), "must be on spotify.com"),

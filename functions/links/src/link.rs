@@ -125,8 +125,6 @@ pub struct Target {
     pub countries: Vec<(Country, String)>,
     /// Hide the button in these countries.
     pub hidden_in: Vec<Country>,
-    /// If not empty: show the button only in these countries.
-    pub only_in: Vec<Country>,
 }
 
 impl Target {
@@ -134,7 +132,7 @@ impl Target {
     /// hide it from people who can use it.
     pub fn available_in(&self, country: Option<Country>) -> bool {
         let Some(c) = country else { return true };
-        !self.hidden_in.contains(&c) && (self.only_in.is_empty() || self.only_in.contains(&c))
+        !self.hidden_in.contains(&c)
     }
 
     pub fn url_for(&self, country: Option<Country>) -> &str {
@@ -190,11 +188,12 @@ impl Link {
     /// same checks as API input: a damaged entry fails here, not in a fan's
     /// browser.
     pub fn from_cached(bytes: &[u8]) -> Result<Link, Error> {
-        let v = json::parse(bytes).map_err(|e| Error::internal(format_args!("cached link is not JSON: {e}")))?;
-        let text = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned).ok_or_else(|| Error::internal(format_args!("cached link lacks {k}")));
-        let (id, artist_id) = (text("id")?, text("artist_id")?);
-        let def = Definition::from_json(v.get("link").unwrap_or(&Json::Null), None)
-            .map_err(|e| Error::internal(format_args!("cached link is invalid: {}", e.message)))?;
+        let v = json::parse(bytes).map_err(Error::internal)?;
+        let text = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_owned);
+        let (Some(id), Some(artist_id)) = (text("id"), text("artist_id")) else {
+            return Err(Error::internal("cached link lacks its id"));
+        };
+        let def = Definition::from_json(v.get("link").unwrap_or(&Json::Null), None).map_err(|e| Error::internal(e.message))?;
         Ok(Link { id, artist_id, def })
     }
 }
@@ -207,8 +206,10 @@ pub fn valid_slug(slug: &str) -> bool {
 /// Keys the API hands out (GET) but ignores on the way in, so a fetched
 /// link can be edited and sent back as it is.
 const READ_ONLY: [&str; 3] = ["path", "created_at", "updated_at"];
+/// For error messages; a test keeps them in step with the lists.
+pub const PLATFORM_KEYS: &str = "spotify, apple-music, youtube-music, youtube, deezer, tidal, amazon-music, soundcloud, bandcamp, other";
 const FIELDS: [&str; 6] = ["slug", "title", "artist", "artwork_url", "auto_redirect", "targets"];
-const TARGET_FIELDS: [&str; 6] = ["platform", "url", "label", "countries", "hidden_in", "only_in"];
+const TARGET_FIELDS: [&str; 5] = ["platform", "url", "label", "countries", "hidden_in"];
 
 fn invalid(field: &'static str, msg: impl Into<Cow<'static, str>>) -> Error {
     Error::field(ErrorKind::Unprocessable, field, msg)
@@ -224,7 +225,7 @@ impl Definition {
     pub fn from_json(v: &Json, path_slug: Option<&str>) -> Result<Definition, Error> {
         let obj = v.as_object().ok_or_else(|| Error::new(ErrorKind::BadRequest, "The body must be a JSON object describing the link."))?;
         if let Some((k, _)) = obj.iter().find(|(k, _)| !FIELDS.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str())) {
-            return Err(Error::new(ErrorKind::Unprocessable, format!("Unknown field \"{k}\". A link has: {}.", FIELDS.join(", "))));
+            return Err(Error::new(ErrorKind::Unprocessable, format!("Unknown field \"{k}\". A link has: slug, title, artist, artwork_url, auto_redirect, targets.")));
         }
         let slug = match (opt_str(obj, "slug", "slug")?, path_slug) {
             (Some(s), Some(p)) if s != p => return Err(invalid("slug", "slug can't be changed; create a new link instead.")),
@@ -295,18 +296,16 @@ fn target_json(out: &mut String, t: &Target) {
         }
         m.end();
     }
-    for (key, list) in [("hidden_in", &t.hidden_in), ("only_in", &t.only_in)] {
-        if !list.is_empty() {
-            let out = o.key(key);
-            out.push('[');
-            for (i, c) in list.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                json::write_str(out, c.as_str());
+    if !t.hidden_in.is_empty() {
+        let out = o.key("hidden_in");
+        out.push('[');
+        for (i, c) in t.hidden_in.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
             }
-            out.push(']');
+            json::write_str(out, c.as_str());
         }
+        out.push(']');
     }
     o.end();
 }
@@ -359,13 +358,11 @@ fn targets(v: Option<&Json>) -> Result<Vec<Target>, Error> {
 fn target(i: usize, v: &Json) -> Result<Target, Error> {
     let obj = v.as_object().ok_or_else(|| wrong_type("targets", &format!("targets[{i}]"), "an object"))?;
     if let Some((k, _)) = obj.iter().find(|(k, _)| !TARGET_FIELDS.contains(&k.as_str())) {
-        return Err(invalid("targets", format!("targets[{i}]: unknown field \"{k}\". A target has: {}.", TARGET_FIELDS.join(", "))));
+        return Err(invalid("targets", format!("targets[{i}]: unknown field \"{k}\". A target has: platform, url, label, countries, hidden_in.")));
     }
     let key = opt_str(obj, "platform", "targets")?.ok_or_else(|| invalid("targets", format!("targets[{i}].platform is required.")))?;
-    let platform = Platform::from_key(key).ok_or_else(|| {
-        let known: Vec<&str> = Platform::ALL.iter().map(|p| p.key()).collect();
-        invalid("targets", format!("targets[{i}].platform \"{key}\" is not one we know. Use one of: {}.", known.join(", ")))
-    })?;
+    let platform = Platform::from_key(key)
+        .ok_or_else(|| invalid("targets", format!("targets[{i}].platform \"{key}\" is not one we know. Use one of: {PLATFORM_KEYS}.")))?;
     let hosts = platform.info().hosts;
     let url = opt_str(obj, "url", "targets")?.ok_or_else(|| invalid("targets", format!("targets[{i}].url is required.")))?;
     let url = check_url(url, hosts).map_err(|e| invalid("targets", format!("targets[{i}].url {e}.")))?;
@@ -381,11 +378,7 @@ fn target(i: usize, v: &Json) -> Result<Target, Error> {
     };
     let countries = overrides(i, member(obj, "countries"), hosts)?;
     let hidden_in = country_list(i, "hidden_in", member(obj, "hidden_in"))?;
-    let only_in = country_list(i, "only_in", member(obj, "only_in"))?;
-    if !hidden_in.is_empty() && !only_in.is_empty() {
-        return Err(invalid("targets", format!("targets[{i}]: use either only_in or hidden_in, not both.")));
-    }
-    Ok(Target { platform, url, label, countries, hidden_in, only_in })
+    Ok(Target { platform, url, label, countries, hidden_in })
 }
 
 fn overrides(i: usize, v: Option<&Json>, hosts: &[&str]) -> Result<Vec<(Country, String)>, Error> {

@@ -61,8 +61,7 @@ fn render(link: &Link, visit: &Visit) -> String {
     let shown = ordered(link, visit);
     let query = visit.forward_query();
     let mut b = String::with_capacity(CSS.len() + 1536);
-    b.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
-    b.push_str(&escape(&d.title));
+    open(&mut b, &d.title);
     if !artist.is_empty() {
         b.push_str(" – ");
         b.push_str(&escape(artist));
@@ -166,10 +165,15 @@ pub fn error(err: &Error, head: bool) -> Response {
     res
 }
 
+/// The document up to the title's text (left open for the caller to end).
+fn open(b: &mut String, title: &str) {
+    b.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
+    b.push_str(&escape(title));
+}
+
 fn shell(title: &str, body: &str) -> String {
     let mut b = String::with_capacity(CSS.len() + body.len() + 256);
-    b.push_str("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>");
-    b.push_str(title);
+    open(&mut b, title);
     b.push_str("</title><style>");
     b.push_str(CSS);
     b.push_str("</style></head><body><main>");

@@ -10,10 +10,11 @@
 //! database), which bounds how long a failed write-through or a refill
 //! racing an update can leave an old definition in KV.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use shared::cache::TtlCache;
-use shared::sql::{OwnedParam, Param};
+use shared::sql::{OwnedParam, OwnedStmt, Param};
 use shared::{Db, Env, Error, Kv, Row};
 
 use crate::link::{Definition, Link};
@@ -93,9 +94,11 @@ async fn write_through(env: &impl Env, cache: &Cache, slug: &str, cached: &str) 
     cache.remove(slug);
 }
 
-const COUNT: &str = "INSERT INTO link_stats (link_id, artist_id, day, kind, platform, country, referrer, device, count) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1) \
-     ON CONFLICT (link_id, day, kind, platform, country, referrer, device) DO UPDATE SET count = count + 1";
+const COUNT_INSERT: &str = "INSERT INTO link_stats (link_id, artist_id, day, kind, platform, country, referrer, device, count) VALUES ";
+const COUNT_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const COUNT_UPSERT: &str = " ON CONFLICT (link_id, day, kind, platform, country, referrer, device) DO UPDATE SET count = count + excluded.count";
+/// D1 binds at most 100 parameters per statement: 11 rows of 9.
+pub const ROWS_PER_STATEMENT: usize = 11;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -103,27 +106,110 @@ pub enum Event {
     Click,
 }
 
-/// Adds one to the counter for this visit, after the response is sent.
-/// Only the dimensions go in: no address, user agent or cookie.
-pub fn count(env: &impl Env, link: &Link, event: Event, platform: &str, visit: &Visit) {
-    let text = |s: &str| OwnedParam::Text(s.to_owned());
-    let kind = match event {
-        Event::View => "view",
-        Event::Click => "click",
+/// One counter row's dimensions: nothing else about the visit is kept.
+#[derive(PartialEq)]
+struct Key {
+    link_id: String,
+    artist_id: String,
+    day: String,
+    kind: &'static str,
+    platform: &'static str,
+    country: String,
+    referrer: String,
+    device: &'static str,
+}
+
+/// Increments not yet written, and whether a write task is running.
+#[derive(Default)]
+struct Pending {
+    rows: Vec<(Key, i64)>,
+    flushing: bool,
+}
+
+thread_local! {
+    static PENDING: RefCell<Pending> = RefCell::default();
+}
+
+/// A write task hands over after this many batches, so none outlives the
+/// platform's limit for work after a response under endless traffic.
+pub const MAX_BATCHES: u32 = 64;
+
+/// Adds one to the counter for this visit; the database write happens
+/// after the response. On Workers one isolate serves many requests:
+/// increments that arrive while a write is under way leave together in the
+/// next batch, so a busy link costs a few writes a second, not one per
+/// click. Every increment is covered by a running write task, so none
+/// waits for a later request to be written.
+pub fn count(env: &impl Env, link: &Link, event: Event, platform: &'static str, visit: &Visit) {
+    let key = Key {
+        link_id: link.id.clone(),
+        artist_id: link.artist_id.clone(),
+        day: utc_day(env.now_ms()),
+        kind: match event {
+            Event::View => "view",
+            Event::Click => "click",
+        },
+        platform,
+        country: visit.country.as_ref().map_or("", |c| c.as_str()).to_owned(),
+        referrer: visit.referrer.clone(),
+        device: visit.device.key(),
     };
-    env.defer_execute(
-        COUNT,
-        vec![
-            text(&link.id),
-            text(&link.artist_id),
-            OwnedParam::Text(utc_day(env.now_ms())),
-            text(kind),
-            text(platform),
-            text(visit.country.as_ref().map_or("", |c| c.as_str())),
-            text(&visit.referrer),
-            text(visit.device.key()),
-        ],
-    );
+    let start = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        match p.rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => p.rows.push((key, 1)),
+        }
+        !std::mem::replace(&mut p.flushing, true)
+    });
+    if start {
+        let mut batches = 0;
+        env.defer_writes(move || next_batch(&mut batches));
+    }
+}
+
+/// Everything pending, as multi-row upserts; none when there is nothing
+/// left (the task then ends, and the next increment starts a new one).
+fn next_batch(batches: &mut u32) -> Vec<OwnedStmt> {
+    if *batches >= MAX_BATCHES {
+        return Vec::new();
+    }
+    *batches += 1;
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let rows = std::mem::take(&mut p.rows);
+        if rows.is_empty() || *batches == MAX_BATCHES {
+            p.flushing = false;
+        }
+        let text = OwnedParam::Text;
+        let mut out: Vec<OwnedStmt> = Vec::new();
+        for (i, (k, n)) in rows.into_iter().enumerate() {
+            if i % ROWS_PER_STATEMENT == 0 {
+                out.push(OwnedStmt { sql: COUNT_INSERT.into(), params: Vec::with_capacity(9 * ROWS_PER_STATEMENT) });
+            }
+            let Some(stmt) = out.last_mut() else { break };
+            let sql = stmt.sql.to_mut();
+            if i % ROWS_PER_STATEMENT > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(COUNT_ROW);
+            stmt.params.extend([
+                text(k.link_id),
+                text(k.artist_id),
+                text(k.day),
+                text(k.kind.to_owned()),
+                text(k.platform.to_owned()),
+                text(k.country),
+                text(k.referrer),
+                text(k.device.to_owned()),
+                OwnedParam::Int(n),
+            ]);
+        }
+        for stmt in &mut out {
+            stmt.sql.to_mut().push_str(COUNT_UPSERT);
+        }
+        out
+    })
 }
 
 /// `YYYY-MM-DD` (UTC) of a time in ms since the epoch: the proleptic
@@ -195,13 +281,12 @@ pub async fn save(env: &impl Env, cache: &Cache, artist_id: &str, def: &Definiti
     Ok(Some(Stored { slug: def.slug.clone(), definition, created_at: row.int(1).unwrap_or(now), updated_at: now }))
 }
 
-pub async fn get(env: &impl Env, artist_id: &str, slug: &str) -> Result<Option<(String, Stored)>, Error> {
+pub async fn get(env: &impl Env, artist_id: &str, slug: &str) -> Result<Option<Stored>, Error> {
     let rows = env
         .db()
-        .query("SELECT id, slug, definition, created_at, updated_at FROM links WHERE slug = ?1 AND artist_id = ?2", &[Param::Text(slug), Param::Text(artist_id)])
+        .query("SELECT slug, definition, created_at, updated_at FROM links WHERE slug = ?1 AND artist_id = ?2", &[Param::Text(slug), Param::Text(artist_id)])
         .await?;
-    let Some(row) = rows.first() else { return Ok(None) };
-    Ok(Some((row.text(0).unwrap_or_default().to_owned(), stored(row, 1)?)))
+    rows.first().map(|r| stored(r, 0)).transpose()
 }
 
 /// One page of the artist's links in slug order, after `after`.

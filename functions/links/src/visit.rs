@@ -58,10 +58,11 @@ pub struct Visit {
 impl Visit {
     pub fn read(parts: &Parts, country: Option<&str>) -> Visit {
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let ua = header(USER_AGENT).unwrap_or("");
+        // Lower-cased once: the checks below are plain substring searches.
+        let ua = header(USER_AGENT).unwrap_or("").to_ascii_lowercase();
         let mut visit = Visit {
-            device: device(ua),
-            bot: is_bot(ua),
+            device: device_of(&ua),
+            bot: bot_of(&ua),
             remembered: parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(remembered),
             country: country.and_then(Country::parse),
             referrer: String::new(),
@@ -120,18 +121,13 @@ impl Visit {
     }
 }
 
-/// Case-insensitive substring test; `needle` is lower case.
-fn has(hay: &[u8], needle: &[u8]) -> bool {
-    hay.len() >= needle.len() && hay.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
-}
-
-pub fn device(ua: &str) -> Device {
-    let ua = ua.as_bytes();
-    if has(ua, b"iphone") || has(ua, b"ipad") || has(ua, b"ipod") {
+/// The device class of a user agent (`ua` lower case).
+pub fn device_of(ua: &str) -> Device {
+    if ua.contains("iphone") || ua.contains("ipad") || ua.contains("ipod") {
         Device::Ios
-    } else if has(ua, b"android") {
+    } else if ua.contains("android") {
         Device::Android
-    } else if [&b"windows"[..], b"macintosh", b"x11", b"cros", b"linux"].iter().any(|n| has(ua, n)) {
+    } else if ["windows", "macintosh", "x11", "cros", "linux"].iter().any(|n| ua.contains(n)) {
         Device::Desktop
     } else {
         Device::Other
@@ -141,22 +137,24 @@ pub fn device(ua: &str) -> Device {
 /// Names of crawlers, link-preview fetchers and HTTP libraries. The bare
 /// word "bot" is matched only before a separator, because phone models
 /// contain it too (CUBOT).
-const BOT_NAMES: &[&[u8]] = &[
-    b"crawler", b"spider", b"facebookexternalhit", b"facebookcatalog", b"meta-external", b"whatsapp", b"slack",
-    b"skypeuripreview", b"embedly", b"pinterest", b"vkshare", b"iframely", b"preview", b"mastodon", b"cardyb",
-    b"google-", b"googleother", b"headless", b"lighthouse", b"curl/", b"wget/", b"python-", b"go-http-client",
-    b"okhttp", b"java/", b"libwww", b"node-fetch", b"axios/", b"scrapy", b"httpclient", b"feedfetcher",
+const BOT_NAMES: &[&str] = &[
+    "crawler", "spider", "facebookexternalhit", "facebookcatalog", "meta-external", "whatsapp", "slack",
+    "skypeuripreview", "embedly", "pinterest", "vkshare", "iframely", "preview", "mastodon", "cardyb",
+    "google-", "googleother", "headless", "lighthouse", "curl/", "wget/", "python-", "go-http-client",
+    "okhttp", "java/", "libwww", "node-fetch", "axios/", "scrapy", "httpclient", "feedfetcher",
 ];
-const BOT_SUFFIXES: &[&[u8]] = &[b"bot/", b"bot;", b"bot)", b"bot-", b"bot ", b"bot_", b"bot+"];
+const BOT_SUFFIXES: &[&str] = &["bot/", "bot;", "bot)", "bot-", "bot ", "bot_", "bot+"];
 
-pub fn is_bot(ua: &str) -> bool {
-    let b = ua.as_bytes();
+/// Whether a user agent (`ua` lower case) is a crawler or a script.
+pub fn bot_of(ua: &str) -> bool {
     // Every browser sends a user agent; a request without one is a script.
-    if ua.trim().is_empty() || b.len() >= 3 && b[b.len() - 3..].eq_ignore_ascii_case(b"bot") {
+    if ua.trim().is_empty() || ua.ends_with("bot") {
         return true;
     }
-    BOT_NAMES.iter().any(|n| has(b, n)) || (BOT_SUFFIXES.iter().any(|n| has(b, n)) && !has(b, b"cubot"))
+    // Most agents are browsers: rule those out with one scan for "bot".
+    (ua.contains("bot") && BOT_SUFFIXES.iter().any(|n| ua.contains(n)) && !ua.contains("cubot")) || BOT_NAMES.iter().any(|n| ua.contains(n))
 }
+
 
 fn remembered(cookie_header: &str) -> Option<Platform> {
     cookie_header.split(';').find_map(|c| {

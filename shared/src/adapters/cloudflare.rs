@@ -15,6 +15,8 @@ use crate::sql::{Cell, Param, Row, Stmt};
 use crate::{Error, ErrorKind, Request, Response};
 
 pub const DB_BINDING: &str = "DB";
+/// How long deferred writes wait for company (see `Env::defer_writes`).
+pub const WRITE_DELAY_MS: u64 = 200;
 pub const KV_BINDING: &str = "KV";
 
 /// The one place Workers errors become ours. Details go to the log only.
@@ -254,14 +256,23 @@ impl Env for Platform {
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         self.ctx.wait_until(work);
     }
-    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>) {
+    fn defer_writes(&self, mut next: impl FnMut() -> Vec<crate::sql::OwnedStmt> + 'static) {
+        // The binding handle is a cheap clone of the Env, so the writes can
+        // outlive the request inside waitUntil.
         let db = D1(self.env.clone());
         self.ctx.wait_until(async move {
-            let params: Vec<Param<'_>> = params.iter().map(crate::sql::OwnedParam::as_param).collect();
-            // `query`, not `execute`: the change count isn't needed, and
-            // reading D1's result metadata costs ~14 KB gzip of wasm.
-            if let Err(e) = db.query(sql, &params).await {
-                worker::console_error!("deferred write: {e}");
+            loop {
+                // One isolate serves many requests: waiting a moment before
+                // each batch lets a busy route's writes leave together (a
+                // few a second), not one per request on D1's single writer.
+                worker::Delay::from(std::time::Duration::from_millis(WRITE_DELAY_MS)).await;
+                let stmts = next();
+                if stmts.is_empty() {
+                    break;
+                }
+                if let Err(e) = crate::env::write_owned(&db, &stmts).await {
+                    worker::console_error!("deferred write: {e}");
+                }
             }
         });
     }

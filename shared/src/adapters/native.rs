@@ -237,10 +237,15 @@ impl Env for NativeEnv {
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         block_on(work)
     }
-    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>) {
-        let params: Vec<Param<'_>> = params.iter().map(crate::sql::OwnedParam::as_param).collect();
-        if let Err(e) = block_on(self.db.execute(sql, &params)) {
-            self.log_error(&format!("deferred write: {e}"));
+    fn defer_writes(&self, mut next: impl FnMut() -> Vec<crate::sql::OwnedStmt> + 'static) {
+        loop {
+            let stmts = next();
+            if stmts.is_empty() {
+                break;
+            }
+            if let Err(e) = block_on(crate::env::write_owned(&self.db, &stmts)) {
+                self.log_error(&format!("deferred write: {e}"));
+            }
         }
     }
     fn log_error(&self, msg: &str) {

@@ -269,11 +269,18 @@ impl Env for Platform {
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         self.deferred.borrow_mut().push(Box::pin(work));
     }
-    fn defer_execute(&self, sql: &'static str, params: Vec<crate::sql::OwnedParam>) {
+    fn defer_writes(&self, mut next: impl FnMut() -> Vec<crate::sql::OwnedStmt> + 'static) {
+        // A connection handle of its own: opening one is a cheap host call.
         self.defer(async move {
-            let params: Vec<Param<'_>> = params.iter().map(crate::sql::OwnedParam::as_param).collect();
-            if let Err(e) = SpinDb(OnceCell::new()).execute(sql, &params).await {
-                eprintln!("deferred write: {e}");
+            let db = SpinDb(OnceCell::new());
+            loop {
+                let stmts = next();
+                if stmts.is_empty() {
+                    break;
+                }
+                if let Err(e) = crate::env::write_owned(&db, &stmts).await {
+                    eprintln!("deferred write: {e}");
+                }
             }
         });
     }
