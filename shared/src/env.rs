@@ -70,6 +70,12 @@ pub trait Env {
     /// `Place::default()`, never an error: signups must not fail on geo.
     fn place(&self) -> Place;
 
+    /// Just the country of [`Env::place`], for callers that need no more;
+    /// cheaper where the platform reads each field separately.
+    fn country(&self) -> Option<String> {
+        self.place().country
+    }
+
     /// Attribution to show where `place` comes from a database that
     /// requires it (DB-IP Lite, CC BY 4.0): `(text, url)`.
     fn geo_attribution(&self) -> Option<(&'static str, &'static str)>;

@@ -10,6 +10,15 @@ use crate::{Error, ErrorKind, Response};
 /// past it and answer 413 before a function runs.
 pub const MAX_BODY: usize = 8 * 1024;
 
+/// The request headers a function gets; adapters pass no others (they
+/// read what they need themselves: body length, client address). Fetching only
+/// these keeps the hot paths cheap (on Workers every header read crosses
+/// the JS boundary) and keeps what a function never needs, such as
+/// forwarding chains, out of its reach. A function that starts reading a
+/// new header adds it here; the end-to-end tests run through the adapters
+/// and fail otherwise.
+pub const REQUEST_HEADERS: [&str; 6] = ["authorization", "content-type", "cookie", "host", "referer", "user-agent"];
+
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const JSON: &str = "application/json";
 

@@ -61,7 +61,7 @@ pub async fn serve(req: Request, env: &impl Env, cache: &Cache) -> Response {
             return page::error(&e, head);
         }
     };
-    let visit = Visit::read(&parts, env.place().country.as_deref());
+    let visit = Visit::read(&parts, env.country().as_deref());
     if platform.is_empty() {
         landing(&link, &visit, head, env)
     } else {

@@ -2,11 +2,17 @@
 //! secrets and vars (UPPER_SNAKE names), `request.cf` for location,
 //! `waitUntil` for deferred work.
 
+use std::cell::OnceCell;
 use std::future::Future;
+use std::task::{Context as TaskContext, Poll, Waker};
 
-use futures_util::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::js_sys::{self, Array, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
+use worker::web_sys;
+use worker::worker_sys::IncomingRequestCfProperties;
 
 use crate::env::{parse_client_addr, Client, Db, Env, Kv};
 use crate::geo::Place;
@@ -27,35 +33,138 @@ fn err(context: &str, e: impl std::fmt::Display) -> Error {
 pub struct Platform {
     env: worker::Env,
     ctx: worker::Context,
-    client: Client,
-    cf: Option<worker::Cf>,
+    /// Read on first use: most requests never need it.
+    client: OnceCell<Client>,
+    /// The incoming request, for `request.cf`, read only when asked.
+    raw: web_sys::Request,
     db: D1,
     kv: WorkersKv,
 }
 
-impl Platform {
-    /// Reads the request (body capped at [`MAX_BODY`]) into `http` types.
-    /// On a bad request returns the response to send instead.
-    pub async fn prepare(mut req: worker::Request, env: worker::Env, ctx: worker::Context) -> Result<(Request, Platform), Response> {
-        let fail = |e: Error| httpx::json_error(&e);
-        let mut builder = http::Request::builder().method(req.method().as_ref());
-        // The raw URL string, not `req.url()`: parsing with the `url` crate
-        // would pull its IDNA tables into every function.
-        let url = req.inner().url();
-        let path_and_query = path_and_query(&url);
-        builder = builder.uri(path_and_query);
-        for (name, value) in req.headers().entries() {
-            builder = builder.header(name, value);
-        }
-        let body = read_body(&mut req).await.map_err(fail)?;
-        let request = builder.body(body).map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("bad request: {e}"))))?;
-        let client = Client {
-            ip: req.headers().get("cf-connecting-ip").ok().flatten().and_then(|v| parse_client_addr(&v)),
+// One call each way across the JS boundary per request: the request head
+// (method, URL and the headers functions read) comes over as one string
+// and the response goes back as one, instead of a call per header through
+// `web_sys::Headers`. Iterating all request headers costs more than the
+// few `get`s, and on the smart-link redirect boundary traffic was most of
+// the time spent.
+// `\n` separates lines: neither header names nor values can contain it,
+// and names cannot contain `:`.
+#[wasm_bindgen(inline_js = r#"
+export function head(r, names) {
+  let s = r.method + "\n" + r.url;
+  const h = r.headers;
+  for (const n of names) {
+    const v = h.get(n);
+    if (v !== null) s += "\n" + n + ":" + v;
+  }
+  return s;
+}
+export function respond(status, head, body) {
+  // A plain object is the cheapest headers init (without a prototype, so
+  // no name is taken for an inherited property); a repeated name (two
+  // cookies) needs a real Headers to append to.
+  let headers = Object.create(null);
+  let repeated = null;
+  for (let at = 0; at < head.length; ) {
+    const colon = head.indexOf(":", at);
+    let end = head.indexOf("\n", colon);
+    if (end < 0) end = head.length;
+    const name = head.slice(at, colon);
+    const value = head.slice(colon + 1, end);
+    if (name in headers) (repeated ??= []).push(name, value);
+    else headers[name] = value;
+    at = end + 1;
+  }
+  if (repeated) {
+    headers = new Headers(headers);
+    for (let i = 0; i < repeated.length; i += 2) headers.append(repeated[i], repeated[i + 1]);
+  }
+  // `body` is a view of wasm memory, valid only during this call.
+  return new Response(body ? body.slice() : null, { status, headers });
+}
+export function fail() {
+  return new Response("Internal Server Error", { status: 500 });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = head)]
+    fn js_head(req: &web_sys::Request, names: &JsValue) -> String;
+    #[wasm_bindgen(js_name = respond, catch)]
+    fn js_respond(status: u16, head: &str, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
+    #[wasm_bindgen(js_name = fail)]
+    fn js_fail() -> web_sys::Response;
+}
+
+/// The client address Cloudflare sets.
+const CLIENT_IP: &str = "cf-connecting-ip";
+
+thread_local! {
+    /// The request headers to read, as a JS array made once per isolate.
+    static HEADER_NAMES: JsValue = httpx::REQUEST_HEADERS.iter().map(|n| JsValue::from_str(n)).collect::<Array>().into();
+}
+
+/// The Workers `fetch` entry point behind [`crate::export!`]: reads the
+/// request, runs `handler` and answers.
+///
+/// The handler's future is polled once right here. One that finishes
+/// without waiting on I/O (a smart-link redirect served from the
+/// in-isolate cache) is answered synchronously, skipping the promise and
+/// the executor round trip; otherwise the half-run future is handed to
+/// the executor (re-polling a future with a new waker is part of the
+/// `Future` contract, so nothing is lost).
+pub fn serve<F, Fut>(raw: web_sys::Request, env: worker::Env, ctx: worker::worker_sys::Context, handler: F) -> JsValue
+where
+    F: FnOnce(Request, Platform) -> Fut + 'static,
+    Fut: Future<Output = Response> + 'static,
+{
+    let head = HEADER_NAMES.with(|names| js_head(&raw, names));
+    let mut fut = Box::pin(async move {
+        let req = match read_request(&head, &raw).await {
+            Ok(req) => req,
+            Err(e) => return httpx::json_error(&e),
         };
-        let cf = req.cf().cloned();
-        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx, client, cf };
-        Ok((request, platform))
+        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw };
+        handler(req, platform).await
+    });
+    match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
+        Poll::Ready(res) => into_js(res).into(),
+        Poll::Pending => future_to_promise(async move { Ok(into_js(fut.await).into()) }).into(),
     }
+}
+
+/// Builds our request from the head string and, when there is one, the
+/// body (capped at [`MAX_BODY`]).
+async fn read_request(head: &str, raw: &web_sys::Request) -> Result<Request, Error> {
+    let bad = |what: &str| Error::new(ErrorKind::BadRequest, format!("bad request: invalid {what}"));
+    let mut lines = head.split('\n');
+    let method = Method::from_bytes(lines.next().unwrap_or("").as_bytes()).map_err(|_| bad("method"))?;
+    let uri = Uri::try_from(path_and_query(lines.next().unwrap_or(""))).map_err(|_| bad("URL"))?;
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("header"))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("header name"))?;
+        let value = header_value(value).ok_or_else(|| bad("header value"))?;
+        headers.append(name, value);
+    }
+    let body = match raw.body() {
+        Some(stream) => read_body(raw, stream).await?,
+        None => Vec::new(),
+    };
+    let mut req = Request::new(body);
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    Ok(req)
+}
+
+/// Header values are byte strings; JS hands them over as one char per
+/// byte, so anything beyond ASCII is mapped back to its byte.
+fn header_value(v: &str) -> Option<HeaderValue> {
+    if v.is_ascii() {
+        return HeaderValue::from_str(v).ok();
+    }
+    let bytes: Option<Vec<u8>> = v.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+    HeaderValue::from_bytes(&bytes?).ok()
 }
 
 /// `https://host/p?q` → `/p?q`.
@@ -64,45 +173,59 @@ fn path_and_query(url: &str) -> &str {
     after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
 }
 
-async fn read_body(req: &mut worker::Request) -> Result<Vec<u8>, Error> {
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
+async fn read_body(raw: &web_sys::Request, stream: web_sys::ReadableStream) -> Result<Vec<u8>, Error> {
+    let declared = raw.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY) {
         return Err(httpx::too_large());
     }
-    if declared == Some(0) || req.inner().body().is_none() {
-        return Ok(Vec::new());
-    }
-    let mut stream = req.stream().map_err(|e| err("body", e))?;
-    let mut body = Vec::with_capacity(declared.unwrap_or(1024));
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Error::new(ErrorKind::BadRequest, format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_BODY {
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY));
+    let unreadable = |e: JsValue| Error::new(ErrorKind::BadRequest, format!("could not read the body: {}", js_message(&e)));
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(unreadable)?;
+        if js_sys::Reflect::get(&chunk, &JsValue::from_str("done")).map_err(unreadable)?.is_truthy() {
+            break;
+        }
+        let bytes = Uint8Array::new(&js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(unreadable)?);
+        let len = bytes.length() as usize;
+        if body.len() + len > MAX_BODY {
+            // Stop reading; the runtime discards the rest.
+            let _ = reader.cancel();
             return Err(httpx::too_large());
         }
-        body.extend_from_slice(&chunk);
+        let at = body.len();
+        body.resize(at + len, 0);
+        bytes.copy_to(&mut body[at..]);
     }
     Ok(body)
 }
 
-/// Turns our response into the runtime's. Never fails: a conversion
-/// problem becomes a logged bare 500.
-pub fn into_response(res: Response) -> worker::Result<worker::Response> {
+fn js_message(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map_or_else(|| "unknown error".to_owned(), |e| String::from(e.message()))
+}
+
+/// Our response as the runtime's. Never fails: a conversion problem
+/// becomes a logged bare 500.
+fn into_js(res: Response) -> web_sys::Response {
     let (parts, body) = res.into_parts();
-    let headers = worker::Headers::new();
+    let mut head = String::with_capacity(256);
     for (name, value) in &parts.headers {
-        if let Ok(v) = value.to_str() {
-            let _ = headers.append(name.as_str(), v);
+        // Only visible ASCII crosses faithfully as a JS string; all our
+        // header values are.
+        let Ok(v) = value.to_str() else { continue };
+        if !head.is_empty() {
+            head.push('\n');
         }
+        head.push_str(name.as_str());
+        head.push(':');
+        head.push_str(v);
     }
     // A null-body status (204, 304) must not carry even an empty body.
-    let built = if body.is_empty() { worker::Response::empty() } else { worker::Response::from_bytes(body) };
-    match built {
-        Ok(r) => Ok(r.with_status(parts.status.as_u16()).with_headers(headers)),
-        Err(e) => {
-            worker::console_error!("response conversion: {e}");
-            worker::Response::error("Internal Server Error", 500)
-        }
-    }
+    let body = (!body.is_empty()).then_some(body.as_slice());
+    js_respond(parts.status.as_u16(), &head, body).unwrap_or_else(|e| {
+        worker::console_error!("response conversion: {}", js_message(&e));
+        js_fail()
+    })
 }
 
 pub struct D1(worker::Env);
@@ -199,6 +322,15 @@ impl Kv for WorkersKv {
     }
 }
 
+impl Platform {
+    /// `request.cf`: absent on requests that did not come through the edge
+    /// (and in tools that don't fake it).
+    fn cf(&self) -> Option<IncomingRequestCfProperties> {
+        let cf = js_sys::Reflect::get(&self.raw, &JsValue::from_str("cf")).ok()?;
+        (!cf.is_undefined() && !cf.is_null()).then(|| cf.unchecked_into())
+    }
+}
+
 impl Env for Platform {
     type Db = D1;
     type Kv = WorkersKv;
@@ -224,11 +356,15 @@ impl Env for Platform {
         getrandom::getrandom(buf).map_err(|e| Error::internal(format_args!("getrandom: {e}")))
     }
     fn client(&self) -> &Client {
-        &self.client
+        self.client.get_or_init(|| Client { ip: self.raw.headers().get(CLIENT_IP).ok().flatten().and_then(|v| parse_client_addr(&v)) })
     }
     fn place(&self) -> Place {
-        let Some(cf) = &self.cf else { return Place::default() };
-        Place { country: cf.country(), region: cf.region(), city: cf.city() }.sanitized()
+        let Some(cf) = self.cf() else { return Place::default() };
+        Place { country: cf.country().ok().flatten(), region: cf.region().ok().flatten(), city: cf.city().ok().flatten() }.sanitized()
+    }
+    fn country(&self) -> Option<String> {
+        let country = self.cf()?.country().ok().flatten();
+        Place { country, ..Place::default() }.sanitized().country
     }
     fn geo_attribution(&self) -> Option<(&'static str, &'static str)> {
         None

@@ -23,19 +23,14 @@ pub mod spin;
 #[macro_export]
 macro_rules! export {
     ($handler:path) => {
-        #[::worker::event(fetch)]
-        async fn stagedoor_fetch(
-            req: ::worker::Request,
+        // The module's `fetch` export, which worker-build's shim calls.
+        #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = fetch)]
+        pub fn stagedoor_fetch(
+            req: ::worker::web_sys::Request,
             env: ::worker::Env,
-            ctx: ::worker::Context,
-        ) -> ::worker::Result<::worker::Response> {
-            match $crate::adapters::cloudflare::Platform::prepare(req, env, ctx).await {
-                ::std::result::Result::Ok((req, platform)) => {
-                    let res = $handler(req, &platform).await;
-                    $crate::adapters::cloudflare::into_response(res)
-                }
-                ::std::result::Result::Err(res) => $crate::adapters::cloudflare::into_response(res),
-            }
+            ctx: ::worker::worker_sys::Context,
+        ) -> ::worker::wasm_bindgen::JsValue {
+            $crate::adapters::cloudflare::serve(req, env, ctx, |req, platform| async move { $handler(req, &platform).await })
         }
     };
 }

@@ -57,7 +57,9 @@ impl Platform {
             } else if name.eq_ignore_ascii_case(ip_header) {
                 client.ip = std::str::from_utf8(&value).ok().and_then(parse_client_addr);
             }
-            builder = builder.header(name, value);
+            if httpx::REQUEST_HEADERS.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+                builder = builder.header(name, value);
+            }
         }
         if declared.is_some_and(|n| n > MAX_BODY) {
             return Err(fail(httpx::too_large()));
