@@ -141,8 +141,12 @@ pub fn redirect(location: &str, set_cookie: Option<String>) -> Response {
     let Ok(loc) = HeaderValue::from_str(location) else {
         return error(&Error::internal("target URL is not a valid header value"), false);
     };
-    let mut res = httpx::respond(StatusCode::FOUND, httpx::HTML, Vec::new());
+    // No body, so no content type either: just where to go, and that
+    // neither browsers nor the edge may reuse the answer (each one counts).
+    let mut res = Response::new(Vec::new());
+    *res.status_mut() = StatusCode::FOUND;
     res.headers_mut().insert(header::LOCATION, loc);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
         res.headers_mut().insert(header::SET_COOKIE, c);
     }

@@ -107,11 +107,11 @@ pub enum Event {
 }
 
 /// One counter row's dimensions: nothing else about the visit is kept.
-#[derive(PartialEq)]
 struct Key {
     link_id: String,
     artist_id: String,
-    day: String,
+    /// Days since the epoch (UTC), formatted when written.
+    day: i64,
     kind: &'static str,
     platform: &'static str,
     country: String,
@@ -141,24 +141,35 @@ pub const MAX_BATCHES: u32 = 64;
 /// click. Every increment is covered by a running write task, so none
 /// waits for a later request to be written.
 pub fn count(env: &impl Env, link: &Link, event: Event, platform: &'static str, visit: &Visit) {
-    let key = Key {
-        link_id: link.id.clone(),
-        artist_id: link.artist_id.clone(),
-        day: utc_day(env.now_ms()),
-        kind: match event {
-            Event::View => "view",
-            Event::Click => "click",
-        },
-        platform,
-        country: visit.country.as_ref().map_or("", |c| c.as_str()).to_owned(),
-        referrer: visit.referrer.clone(),
-        device: visit.device.key(),
+    let day = env.now_ms().div_euclid(DAY_MS);
+    let kind = match event {
+        Event::View => "view",
+        Event::Click => "click",
     };
+    let country = visit.country.as_ref().map_or("", |c| c.as_str());
+    let device = visit.device.key();
     let start = PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        match p.rows.iter_mut().find(|(k, _)| *k == key) {
+        // Compared field by field: a repeat visit (the common case on a
+        // busy link) allocates nothing.
+        let same = |k: &Key| {
+            k.day == day && k.kind == kind && k.platform == platform && k.device == device && k.country == country && k.referrer == visit.referrer && k.link_id == link.id
+        };
+        match p.rows.iter_mut().find(|(k, _)| same(k)) {
             Some((_, n)) => *n += 1,
-            None => p.rows.push((key, 1)),
+            None => {
+                let key = Key {
+                    link_id: link.id.clone(),
+                    artist_id: link.artist_id.clone(),
+                    day,
+                    kind,
+                    platform,
+                    country: country.to_owned(),
+                    referrer: visit.referrer.clone(),
+                    device,
+                };
+                p.rows.push((key, 1));
+            }
         }
         !std::mem::replace(&mut p.flushing, true)
     });
@@ -196,7 +207,7 @@ fn next_batch(batches: &mut u32) -> Vec<OwnedStmt> {
             stmt.params.extend([
                 text(k.link_id),
                 text(k.artist_id),
-                text(k.day),
+                text(utc_day(k.day * DAY_MS)),
                 text(k.kind.to_owned()),
                 text(k.platform.to_owned()),
                 text(k.country),
@@ -212,11 +223,13 @@ fn next_batch(batches: &mut u32) -> Vec<OwnedStmt> {
     })
 }
 
+const DAY_MS: i64 = 86_400_000;
+
 /// `YYYY-MM-DD` (UTC) of a time in ms since the epoch: the proleptic
 /// Gregorian calendar counted in 400-year eras of 146 097 days, with years
 /// starting in March so the leap day falls at the end.
 pub fn utc_day(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000) + 719_468; // from 0000-03-01
+    let days = ms.div_euclid(DAY_MS) + 719_468; // from 0000-03-01
     let era = days.div_euclid(146_097);
     let day_of_era = days.rem_euclid(146_097);
     let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;

@@ -512,6 +512,7 @@ fn bots_get_open_graph_tags_and_are_never_counted() {
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
         "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
         "curl/8.5.0",
+        "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36 (compatible; Examplebot/1.0)",
         "",
     ];
     for ua in bots {
@@ -903,4 +904,31 @@ fn clicks_that_arrive_during_a_write_leave_in_one_batch() {
     assert_eq!(later.step(3), store::ROWS_PER_STATEMENT + 1);
     assert_eq!(*later.statements.borrow(), 2);
     assert_eq!(later.env.db.conn().query_row("SELECT count(*) FROM link_stats WHERE referrer LIKE 'r%.example.org'", [], |r| r.get::<_, i64>(0)).expect("rows"), 12);
+}
+
+
+#[test]
+fn needles_are_found_anywhere_and_only_where_accepted() {
+    const N: visit::Needles = visit::Needles::new(&["bot/", "spider", "b"]);
+    assert!(N.found_in("a spider"));
+    assert!(N.found_in("xbot/"));
+    assert!(N.found_in("b"));
+    assert!(!N.found_in(""));
+    assert!(!N.found_in("spide"));
+    assert!(!N.found_in("ACDE"));
+    // `accept` sees where each match starts and which needle it is.
+    let mut seen = Vec::new();
+    let found = N.find("ab bot/", |at, n| {
+        seen.push((at, n.to_owned()));
+        n == "bot/"
+    });
+    assert!(found);
+    assert_eq!(seen, [(1, "b".to_owned()), (3, "bot/".to_owned())]);
+}
+
+#[test]
+fn choice_cookie_lasts_as_long_as_documented() {
+    let c = visit::choice_cookie(Platform::Spotify);
+    assert!(c.starts_with("sd_svc=spotify; "), "{c}");
+    assert!(c.contains(&format!("; Max-Age={}; ", 90 * 24 * 3600)), "{c}");
 }

@@ -12,8 +12,6 @@ use crate::link::{Country, Platform};
 /// First-party cookie holding only the key of the service the fan last
 /// picked, so it can come first next time. No identifier.
 pub const CHOICE_COOKIE: &str = "sd_svc";
-/// 90 days, refreshed on every pick.
-pub const CHOICE_MAX_AGE: u32 = 90 * 24 * 3600;
 
 const UTM_KEYS: [&str; 5] = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"];
 const MAX_UTM_VALUE: usize = 100;
@@ -123,11 +121,13 @@ impl Visit {
 
 /// The device class of a user agent (`ua` lower case).
 pub fn device_of(ua: &str) -> Device {
-    if ua.contains("iphone") || ua.contains("ipad") || ua.contains("ipod") {
+    const IOS: Needles = Needles::new(&["iphone", "ipad", "ipod"]);
+    const DESKTOP: Needles = Needles::new(&["windows", "macintosh", "x11", "cros", "linux"]);
+    if IOS.found_in(ua) {
         Device::Ios
     } else if ua.contains("android") {
         Device::Android
-    } else if ["windows", "macintosh", "x11", "cros", "linux"].iter().any(|n| ua.contains(n)) {
+    } else if DESKTOP.found_in(ua) {
         Device::Desktop
     } else {
         Device::Other
@@ -135,15 +135,15 @@ pub fn device_of(ua: &str) -> Device {
 }
 
 /// Names of crawlers, link-preview fetchers and HTTP libraries. The bare
-/// word "bot" is matched only before a separator, because phone models
-/// contain it too (CUBOT).
-const BOT_NAMES: &[&str] = &[
+/// word "bot" is matched only before a separator and not as "cubot", a
+/// phone brand that appears in model names (CUBOT_X30).
+const BOTS: Needles = Needles::new(&[
+    "bot/", "bot;", "bot)", "bot-", "bot ", "bot_", "bot+",
     "crawler", "spider", "facebookexternalhit", "facebookcatalog", "meta-external", "whatsapp", "slack",
     "skypeuripreview", "embedly", "pinterest", "vkshare", "iframely", "preview", "mastodon", "cardyb",
     "google-", "googleother", "headless", "lighthouse", "curl/", "wget/", "python-", "go-http-client",
     "okhttp", "java/", "libwww", "node-fetch", "axios/", "scrapy", "httpclient", "feedfetcher",
-];
-const BOT_SUFFIXES: &[&str] = &["bot/", "bot;", "bot)", "bot-", "bot ", "bot_", "bot+"];
+]);
 
 /// Whether a user agent (`ua` lower case) is a crawler or a script.
 pub fn bot_of(ua: &str) -> bool {
@@ -151,8 +151,54 @@ pub fn bot_of(ua: &str) -> bool {
     if ua.trim().is_empty() || ua.ends_with("bot") {
         return true;
     }
-    // Most agents are browsers: rule those out with one scan for "bot".
-    (ua.contains("bot") && BOT_SUFFIXES.iter().any(|n| ua.contains(n)) && !ua.contains("cubot")) || BOT_NAMES.iter().any(|n| ua.contains(n))
+    BOTS.find(ua, |at, needle| !(needle.starts_with("bot") && ua[..at].ends_with("cu")))
+}
+
+/// A set of substrings to look for in one pass (see [`Needles::found_in`]).
+pub struct Needles {
+    list: &'static [&'static str],
+    /// Per byte, a bit for each needle that starts with it.
+    first: [u64; 256],
+}
+
+impl Needles {
+    pub const fn new(list: &'static [&'static str]) -> Needles {
+        assert!(list.len() <= 64, "at most 64 needles");
+        let mut first = [0u64; 256];
+        let mut i = 0;
+        while i < list.len() {
+            let b = list[i].as_bytes();
+            assert!(!b.is_empty(), "empty needle");
+            first[b[0] as usize] |= 1 << i;
+            i += 1;
+        }
+        Needles { list, first }
+    }
+
+    /// Whether `hay` contains any needle. One pass over `hay`, comparing
+    /// needles only where a byte could start one: checking each needle
+    /// with `str::contains` sets up a searcher and scans `hay` once per
+    /// needle, which made bot detection the redirect's costliest step.
+    pub fn found_in(&self, hay: &str) -> bool {
+        self.find(hay, |_, _| true)
+    }
+
+    /// Whether `hay` contains a needle that `accept` (given where it
+    /// starts and which it is) takes.
+    pub fn find(&self, hay: &str, mut accept: impl FnMut(usize, &str) -> bool) -> bool {
+        let hay = hay.as_bytes();
+        for i in 0..hay.len() {
+            let mut candidates = self.first[usize::from(hay[i])];
+            while candidates != 0 {
+                let n = self.list[candidates.trailing_zeros() as usize];
+                if hay[i..].starts_with(n.as_bytes()) && accept(i, n) {
+                    return true;
+                }
+                candidates &= candidates - 1;
+            }
+        }
+        false
+    }
 }
 
 
@@ -165,8 +211,17 @@ fn remembered(cookie_header: &str) -> Option<Platform> {
 
 /// The `Set-Cookie` value remembering `p`.
 pub fn choice_cookie(p: Platform) -> String {
-    format!("{CHOICE_COOKIE}={}; Max-Age={CHOICE_MAX_AGE}; Path=/l/; Secure; HttpOnly; SameSite=Lax", p.key())
+    let mut c = String::with_capacity(CHOICE_COOKIE.len() + 16 + CHOICE_ATTRIBUTES.len());
+    c.push_str(CHOICE_COOKIE);
+    c.push('=');
+    c.push_str(p.key());
+    c.push_str(CHOICE_ATTRIBUTES);
+    c
 }
+
+/// Kept 90 days, refreshed on every pick. Spelled out rather than
+/// formatted: the redirect sets it on every click.
+pub const CHOICE_ATTRIBUTES: &str = "; Max-Age=7776000; Path=/l/; Secure; HttpOnly; SameSite=Lax";
 
 /// The host of a Referer (`https://l.instagram.com/…`, `android-app://…`).
 fn referrer_host(referer: &str) -> Option<String> {
