@@ -11,7 +11,6 @@ SHELL := bash
 
 # Pins that must match: the wasm-bindgen CLI must equal the wasm-bindgen
 # library in Cargo.lock (checked by shared/tests/tidy.rs).
-WORKER_BUILD_VERSION := 0.8.7
 WASM_BINDGEN_VERSION := 0.2.130
 
 FUNCTIONS := signup unsubscribe links
@@ -22,7 +21,7 @@ CARGO_BIN := $(HOME)/.cargo/bin
 NPM_BIN := $(CURDIR)/node_modules/.bin
 STATE := $(CURDIR)/.wrangler/state
 
-# worker-build takes its tools from these instead of downloading them.
+# The Workers build (tools/build-worker.sh) takes its tools from these.
 export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
 export WASM_OPT_BIN := $(NPM_BIN)/wasm-opt
 export ESBUILD_BIN := $(NPM_BIN)/esbuild
@@ -33,28 +32,22 @@ export CLOUDFLARE_CF_FETCH_ENABLED := false
 export XDG_CONFIG_HOME := $(CURDIR)/.wrangler/config
 export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
-.PHONY: help tools rust-targets worker-build wasm-bindgen npm geo-test-data geo-data \
+.PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin api-token test test-native test-e2e bench bench-spin-baseline clean
+        dev dev-spin api-token test test-js test-native test-e2e bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
 
 ## Tools ---------------------------------------------------------------------
 
-tools: rust-targets worker-build wasm-bindgen npm geo-test-data
+tools: rust-targets wasm-bindgen npm geo-test-data
 
 rust-targets:
 	@installed=$$(rustup target list --installed); \
 	for t in wasm32-unknown-unknown wasm32-wasip2; do \
 	  grep -qx $$t <<<"$$installed" || rustup target add $$t; \
 	done
-
-worker-build:
-	@if [ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null | awk '{print $$NF}')" != "$(WORKER_BUILD_VERSION)" ]; then \
-	  echo "installing worker-build $(WORKER_BUILD_VERSION) (once; ~10 min cold)"; \
-	  cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked; \
-	fi
 
 # Not --locked: the registry mirror lacks one of its pinned transitive versions.
 wasm-bindgen:
@@ -78,17 +71,15 @@ geo-data:
 
 build: build-workers build-spin
 
-# Release builds with wasm-opt: what gets deployed and measured.
+# Release builds with wasm-opt: what gets deployed and measured. Our own
+# script rather than worker-build: same steps, a lighter entry module
+# (tools/worker-shim.js), one tool less to install.
 build-workers: tools
-	@for f in $(FUNCTIONS); do \
-	  (cd functions/$$f && worker-build --release . --features cloudflare); \
-	done
+	@for f in $(FUNCTIONS); do echo "building $$f (Workers)"; tools/build-worker.sh $$f; done
 
 # Faster builds for `make dev`: same code, no wasm-opt pass.
 build-workers-dev: tools
-	@for f in $(FUNCTIONS); do \
-	  (cd functions/$$f && worker-build --release --no-opt . --features cloudflare); \
-	done
+	@for f in $(FUNCTIONS); do echo "building $$f (Workers, no wasm-opt)"; tools/build-worker.sh $$f --no-opt; done
 
 build-spin: rust-targets
 	cargo build --release --target wasm32-wasip2 --features spin $(addprefix -p ,$(FUNCTIONS))
@@ -154,7 +145,11 @@ api-token: npm
 
 ## Tests -----------------------------------------------------------------------
 
-test: test-native test-e2e
+test: test-js test-native test-e2e
+
+# The Workers entry module (tools/worker-shim.js).
+test-js:
+	node --test tools/
 
 test-native: geo-test-data
 	cargo test --workspace --exclude e2e --exclude spin-host --features shared/native

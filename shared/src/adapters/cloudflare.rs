@@ -12,7 +12,6 @@ use worker::js_sys::{self, Array, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::web_sys;
-use worker::worker_sys::IncomingRequestCfProperties;
 
 use crate::env::{parse_client_addr, Client, Db, Env, Kv};
 use crate::geo::Place;
@@ -35,49 +34,55 @@ pub struct Platform {
     ctx: worker::Context,
     /// Read on first use: most requests never need it.
     client: OnceCell<Client>,
-    /// The incoming request, for `request.cf`, read only when asked.
+    /// The incoming request, for headers functions do not get (the client
+    /// address), read only when asked.
     raw: web_sys::Request,
+    /// The request head (see `head` above); its location block starts at
+    /// `cf_at` and is empty when the request carries no `request.cf`.
+    head: String,
+    cf_at: usize,
     db: D1,
     kv: WorkersKv,
 }
 
 // One call each way across the JS boundary per request: the request head
-// (method, URL and the headers functions read) comes over as one string
-// and the response goes back as one, instead of a call per header through
-// `web_sys::Headers`. Iterating all request headers costs more than the
-// few `get`s, and on the smart-link redirect boundary traffic was most of
-// the time spent.
-// `\n` separates lines: neither header names nor values can contain it,
-// and names cannot contain `:`.
+// (method, URL, the headers functions read and the edge's location fields)
+// comes over as one string and the response goes back as one, instead of
+// a call per header through `web_sys::Headers` and per field of
+// `request.cf`. Iterating all request headers costs more than the few
+// `get`s, and on the smart-link redirect boundary traffic was most of the
+// time spent.
+//
+// Layout: `method \n url (\n name:value)* [\n\n country \n region \n city]`.
+// Neither header names nor values can contain `\n`, and names cannot
+// contain `:`, so the first empty line starts the location block; the city
+// comes last so that nothing it contains can shift the other fields.
+// Indexed loops and a plain object: `for…of` and `Object.create(null)`
+// showed up in profiles of the redirect.
 #[wasm_bindgen(inline_js = r#"
 export function head(r, names) {
   let s = r.method + "\n" + r.url;
   const h = r.headers;
-  for (const n of names) {
-    const v = h.get(n);
-    if (v !== null) s += "\n" + n + ":" + v;
+  for (let i = 0; i < names.length; i++) {
+    const v = h.get(names[i]);
+    if (v !== null) s += "\n" + names[i] + ":" + v;
   }
+  const cf = r.cf;
+  if (cf) s += "\n\n" + (cf.country ?? "") + "\n" + (cf.region ?? "") + "\n" + (cf.city ?? "");
   return s;
 }
-export function respond(status, head, body) {
-  // A plain object is the cheapest headers init (without a prototype, so
-  // no name is taken for an inherited property); a repeated name (two
+export function respond(status, head, repeated, body) {
+  // Header names are ours (lower-case tokens, none an Object.prototype
+  // member), so a plain object is a safe init; a repeated name (two
   // cookies) needs a real Headers to append to.
-  let headers = Object.create(null);
-  let repeated = null;
+  const headers = repeated ? new Headers() : {};
   for (let at = 0; at < head.length; ) {
     const colon = head.indexOf(":", at);
     let end = head.indexOf("\n", colon);
     if (end < 0) end = head.length;
-    const name = head.slice(at, colon);
-    const value = head.slice(colon + 1, end);
-    if (name in headers) (repeated ??= []).push(name, value);
-    else headers[name] = value;
+    if (repeated) headers.append(head.slice(at, colon), head.slice(colon + 1, end));
+    else headers[head.slice(at, colon)] = head.slice(colon + 1, end);
     at = end + 1;
-  }
-  if (repeated) {
-    headers = new Headers(headers);
-    for (let i = 0; i < repeated.length; i += 2) headers.append(repeated[i], repeated[i + 1]);
   }
   // `body` is a view of wasm memory, valid only during this call.
   return new Response(body ? body.slice() : null, { status, headers });
@@ -90,7 +95,7 @@ extern "C" {
     #[wasm_bindgen(js_name = head)]
     fn js_head(req: &web_sys::Request, names: &JsValue) -> String;
     #[wasm_bindgen(js_name = respond, catch)]
-    fn js_respond(status: u16, head: &str, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
+    fn js_respond(status: u16, head: &str, repeated: bool, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
     #[wasm_bindgen(js_name = fail)]
     fn js_fail() -> web_sys::Response;
 }
@@ -100,7 +105,10 @@ const CLIENT_IP: &str = "cf-connecting-ip";
 
 thread_local! {
     /// The request headers to read, as a JS array made once per isolate.
-    static HEADER_NAMES: JsValue = httpx::REQUEST_HEADERS.iter().map(|n| JsValue::from_str(n)).collect::<Array>().into();
+    /// Not `host`: the URL carries it (see [`parse_head`]), and every
+    /// `get` is a call into the runtime.
+    static HEADER_NAMES: JsValue =
+        httpx::REQUEST_HEADERS.iter().filter(|n| **n != "host").map(|n| JsValue::from_str(n)).collect::<Array>().into();
 }
 
 /// The Workers `fetch` entry point behind [`crate::export!`]: reads the
@@ -118,12 +126,14 @@ where
     Fut: Future<Output = Response> + 'static,
 {
     let head = HEADER_NAMES.with(|names| js_head(&raw, names));
+    // A byte scan: `str::find` with a two-byte needle sets up a searcher.
+    let (request_end, cf_at) = head.as_bytes().windows(2).position(|w| w == b"\n\n").map_or((head.len(), head.len()), |at| (at, at + 2));
     let mut fut = Box::pin(async move {
-        let req = match read_request(&head, &raw).await {
+        let req = match read_request(&head[..request_end], &raw).await {
             Ok(req) => req,
             Err(e) => return httpx::json_error(&e),
         };
-        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw };
+        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, head, cf_at };
         handler(req, platform).await
     });
     match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
@@ -135,18 +145,10 @@ where
 /// Builds our request from the head string and, when there is one, the
 /// body (capped at [`MAX_BODY`]).
 async fn read_request(head: &str, raw: &web_sys::Request) -> Result<Request, Error> {
-    let bad = |what: &str| Error::new(ErrorKind::BadRequest, format!("bad request: invalid {what}"));
-    let mut lines = head.split('\n');
-    let method = Method::from_bytes(lines.next().unwrap_or("").as_bytes()).map_err(|_| bad("method"))?;
-    let uri = Uri::try_from(path_and_query(lines.next().unwrap_or(""))).map_err(|_| bad("URL"))?;
-    let mut headers = HeaderMap::new();
-    for line in lines {
-        let (name, value) = line.split_once(':').ok_or_else(|| bad("header"))?;
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("header name"))?;
-        let value = header_value(value).ok_or_else(|| bad("header value"))?;
-        headers.append(name, value);
-    }
-    let body = match raw.body() {
+    let (method, uri, headers) = parse_head(head)?;
+    // The runtime refuses a body on GET and HEAD, so those skip the call.
+    let stream = if method == Method::GET || method == Method::HEAD { None } else { raw.body() };
+    let body = match stream {
         Some(stream) => read_body(raw, stream).await?,
         None => Vec::new(),
     };
@@ -155,6 +157,27 @@ async fn read_request(head: &str, raw: &web_sys::Request) -> Result<Request, Err
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     Ok(req)
+}
+
+/// Method, URI and headers from the request part of the head string.
+fn parse_head(head: &str) -> Result<(Method, Uri, HeaderMap), Error> {
+    let bad = |what: &str| Error::new(ErrorKind::BadRequest, format!("bad request: invalid {what}"));
+    let mut lines = head.split('\n');
+    let method = Method::from_bytes(lines.next().unwrap_or("").as_bytes()).map_err(|_| bad("method"))?;
+    let (host, path) = split_url(lines.next().unwrap_or(""));
+    let uri = Uri::try_from(path).map_err(|_| bad("URL"))?;
+    let mut headers = HeaderMap::new();
+    // The runtime's URL is built from the Host header.
+    if let Ok(host) = HeaderValue::from_str(host) {
+        headers.insert(http::header::HOST, host);
+    }
+    for line in lines {
+        let (name, value) = line.split_once(':').ok_or_else(|| bad("header"))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("header name"))?;
+        let value = header_value(value).ok_or_else(|| bad("header value"))?;
+        headers.append(name, value);
+    }
+    Ok((method, uri, headers))
 }
 
 /// Header values are byte strings; JS hands them over as one char per
@@ -167,10 +190,15 @@ fn header_value(v: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&bytes?).ok()
 }
 
-/// `https://host/p?q` → `/p?q`.
-fn path_and_query(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
-    after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+/// `https://host:port/p?q` → (`host:port`, `/p?q`).
+fn split_url(url: &str) -> (&str, &str) {
+    // Byte scans: `str::find` with a multi-byte needle sets up a searcher.
+    let start = url.as_bytes().windows(3).position(|w| w == b"://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    match rest.bytes().position(|b| b == b'/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    }
 }
 
 async fn read_body(raw: &web_sys::Request, stream: web_sys::ReadableStream) -> Result<Vec<u8>, Error> {
@@ -220,9 +248,10 @@ fn into_js(res: Response) -> web_sys::Response {
         head.push(':');
         head.push_str(v);
     }
+    let repeated = parts.headers.keys_len() != parts.headers.len();
     // A null-body status (204, 304) must not carry even an empty body.
     let body = (!body.is_empty()).then_some(body.as_slice());
-    js_respond(parts.status.as_u16(), &head, body).unwrap_or_else(|e| {
+    js_respond(parts.status.as_u16(), &head, repeated, body).unwrap_or_else(|e| {
         worker::console_error!("response conversion: {}", js_message(&e));
         js_fail()
     })
@@ -323,11 +352,10 @@ impl Kv for WorkersKv {
 }
 
 impl Platform {
-    /// `request.cf`: absent on requests that did not come through the edge
-    /// (and in tools that don't fake it).
-    fn cf(&self) -> Option<IncomingRequestCfProperties> {
-        let cf = js_sys::Reflect::get(&self.raw, &JsValue::from_str("cf")).ok()?;
-        (!cf.is_undefined() && !cf.is_null()).then(|| cf.unchecked_into())
+    /// The location fields of `request.cf`, in head order: country,
+    /// region, city (the last takes the rest of the block).
+    fn cf_fields(&self) -> impl Iterator<Item = Option<String>> + '_ {
+        self.head[self.cf_at..].splitn(3, '\n').map(|f| (!f.is_empty()).then(|| f.to_owned()))
     }
 }
 
@@ -359,12 +387,11 @@ impl Env for Platform {
         self.client.get_or_init(|| Client { ip: self.raw.headers().get(CLIENT_IP).ok().flatten().and_then(|v| parse_client_addr(&v)) })
     }
     fn place(&self) -> Place {
-        let Some(cf) = self.cf() else { return Place::default() };
-        Place { country: cf.country().ok().flatten(), region: cf.region().ok().flatten(), city: cf.city().ok().flatten() }.sanitized()
+        let mut f = self.cf_fields();
+        Place { country: f.next().flatten(), region: f.next().flatten(), city: f.next().flatten() }.sanitized()
     }
     fn country(&self) -> Option<String> {
-        let country = self.cf()?.country().ok().flatten();
-        Place { country, ..Place::default() }.sanitized().country
+        Place { country: self.cf_fields().next().flatten(), ..Place::default() }.sanitized().country
     }
     fn geo_attribution(&self) -> Option<(&'static str, &'static str)> {
         None

@@ -23,7 +23,7 @@ pub mod spin;
 #[macro_export]
 macro_rules! export {
     ($handler:path) => {
-        // The module's `fetch` export, which worker-build's shim calls.
+        // The module's `fetch` export, which tools/worker-shim.js calls.
         #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = fetch)]
         pub fn stagedoor_fetch(
             req: ::worker::web_sys::Request,
