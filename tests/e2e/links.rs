@@ -3,7 +3,8 @@
 //! the read path's fallback from KV to the database.
 //!
 //! The fan's country comes from `request.cf` on Workers (set per request
-//! with the `mf-cf-blob` override) and from the MaxMind test database by
+//! with the `mf-cf-blob` override; the edge's `CF-IPCountry` header, when
+//! sent, comes first) and from the MaxMind test database by
 //! client address on Spin. Counters are written after the response
 //! (`waitUntil` on Workers), so cases poll the database for them. Every
 //! case uses its own referrer host so their counters never mix.
@@ -19,6 +20,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("links_landing_per_device", links_landing_per_device),
     ("links_remembered_choice_first", links_remembered_choice_first),
     ("links_country_override_and_hiding", links_country_override_and_hiding),
+    ("links_country_from_edge_header", links_country_from_edge_header),
     ("links_tracked_redirect_counted", links_tracked_redirect_counted),
     ("links_analytics_after_n_clicks", links_analytics_after_n_clicks),
     ("links_bots_not_counted", links_bots_not_counted),
@@ -206,6 +208,22 @@ fn links_country_override_and_hiding(t: &Target) -> Result<(), String> {
     }
     let se = clicks(t, "country.e2e.example", "AND s.kind = 'click' AND s.country = 'SE'", 1)?;
     ensure!(se == 1, "{se} counted clicks from SE (the hidden service must not count)");
+    Ok(())
+}
+
+/// Workers takes the country from the edge's `CF-IPCountry` header when
+/// there is one (cheaper than `request.cf`); Spin never trusts it, as there
+/// a client could set it.
+fn links_country_from_edge_header(t: &Target) -> Result<(), String> {
+    ensure_link(t)?;
+    let ip = if t.kind == Kind::Spin { "81.2.69.142" } else { CLIENT };
+    let headers = [(t.ip_header(), ip), ("user-agent", DESKTOP), ("cf-ipcountry", "SE"), ("mf-cf-blob", r#"{"country":"GB","clientAcceptEncoding":""}"#)];
+    let res = t.send("GET", "/l/e2e-night/apple-music?ref=edge-header.e2e.example", &headers, b"")?;
+    let expected = match t.kind {
+        Kind::Workers => "https://music.apple.com/se/album/e2e/1",
+        Kind::Spin => "https://music.apple.com/us/album/e2e/1",
+    };
+    ensure!(res.status() == 302 && header(&res, "location") == expected, "apple → {} {:?}", res.status(), header(&res, "location"));
     Ok(())
 }
 

@@ -53,7 +53,9 @@ pub async fn serve(req: Request, env: &impl Env, cache: &Cache) -> Response {
     if !link::valid_slug(slug) {
         return page::not_found(head);
     }
-    let link = match store::resolve(env, cache, slug).await {
+    // One clock reading serves the cache and the counters.
+    let now = env.now_ms();
+    let link = match store::resolve(env, cache, slug, now).await {
         Ok(Some(link)) => link,
         Ok(None) => return page::not_found(head),
         Err(e) => {
@@ -61,7 +63,7 @@ pub async fn serve(req: Request, env: &impl Env, cache: &Cache) -> Response {
             return page::error(&e, head);
         }
     };
-    let visit = Visit::read(&parts, env.country().as_deref());
+    let visit = Visit::read(&parts, env.country().as_deref(), now);
     if platform.is_empty() {
         landing(&link, &visit, head, env)
     } else {

@@ -137,7 +137,7 @@ fn meta(b: &mut String, attr: &str, name: &str, content: &str) {
 
 /// A 302 that no cache keeps: each one is a counted click, and the target
 /// may differ by country.
-pub fn redirect(location: &str, set_cookie: Option<String>) -> Response {
+pub fn redirect(location: &str, set_cookie: Option<&'static str>) -> Response {
     let Ok(loc) = HeaderValue::from_str(location) else {
         return error(&Error::internal("target URL is not a valid header value"), false);
     };
@@ -147,8 +147,8 @@ pub fn redirect(location: &str, set_cookie: Option<String>) -> Response {
     *res.status_mut() = StatusCode::FOUND;
     res.headers_mut().insert(header::LOCATION, loc);
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Some(c) = set_cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        res.headers_mut().insert(header::SET_COOKIE, c);
+    if let Some(c) = set_cookie {
+        res.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static(c));
     }
     res
 }

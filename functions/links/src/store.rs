@@ -39,9 +39,9 @@ pub fn kv_key(slug: &str) -> String {
     k
 }
 
-/// The link behind `slug`, or `None`. The slug must already be valid.
-pub async fn resolve(env: &impl Env, cache: &Cache, slug: &str) -> Result<Option<Rc<Link>>, Error> {
-    let now = env.now_ms();
+/// The link behind `slug`, or `None`, as of `now` (the cache's clock). The
+/// slug must already be valid.
+pub async fn resolve(env: &impl Env, cache: &Cache, slug: &str, now: i64) -> Result<Option<Rc<Link>>, Error> {
     if let Some(hit) = cache.get(slug, now) {
         return Ok(hit);
     }
@@ -141,7 +141,7 @@ pub const MAX_BATCHES: u32 = 64;
 /// click. Every increment is covered by a running write task, so none
 /// waits for a later request to be written.
 pub fn count(env: &impl Env, link: &Link, event: Event, platform: &'static str, visit: &Visit) {
-    let day = env.now_ms().div_euclid(DAY_MS);
+    let day = visit.at_ms.div_euclid(DAY_MS);
     let kind = match event {
         Event::View => "view",
         Event::Click => "click",

@@ -516,7 +516,7 @@ fn bots_get_open_graph_tags_and_are_never_counted() {
         "",
     ];
     for ua in bots {
-        assert!(visit::bot_of(&ua.to_ascii_lowercase()), "{ua:?} not recognised");
+        assert!(visit::bot_of(ua.as_bytes()), "{ua:?} not recognised");
         let res = t.get("/l/night-drive", &[("user-agent", ua)]);
         let html = text(&res);
         assert_eq!(res.status(), 200);
@@ -531,7 +531,7 @@ fn bots_get_open_graph_tags_and_are_never_counted() {
     let people = [IPHONE, ANDROID, DESKTOP, "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
         "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 320.0.0.0"];
     for ua in people {
-        assert!(!visit::bot_of(&ua.to_ascii_lowercase()), "{ua:?} taken for a bot");
+        assert!(!visit::bot_of(ua.as_bytes()), "{ua:?} taken for a bot");
     }
 }
 
@@ -548,7 +548,7 @@ fn device_classes() {
         ("", Device::Other),
     ];
     for (ua, device) in cases {
-        assert_eq!(visit::device_of(&ua.to_ascii_lowercase()), device, "{ua}");
+        assert_eq!(visit::device_of(ua.as_bytes()), device, "{ua}");
     }
 }
 
@@ -910,15 +910,18 @@ fn clicks_that_arrive_during_a_write_leave_in_one_batch() {
 #[test]
 fn needles_are_found_anywhere_and_only_where_accepted() {
     const N: visit::Needles = visit::Needles::new(&["bot/", "spider", "b"]);
-    assert!(N.found_in("a spider"));
-    assert!(N.found_in("xbot/"));
-    assert!(N.found_in("b"));
-    assert!(!N.found_in(""));
-    assert!(!N.found_in("spide"));
-    assert!(!N.found_in("ACDE"));
+    assert!(N.found_in(b"a spider"));
+    assert!(N.found_in(b"A SpIdEr!"), "ASCII case is ignored");
+    assert!(N.found_in(b"xbot/"));
+    assert!(N.found_in(b"b"));
+    assert!(N.found_in(b"xB"), "a one-byte needle at the very end");
+    assert!(!N.found_in(b""));
+    assert!(!N.found_in(b"spide"));
+    assert!(!N.found_in(b"ACDE"));
+    assert!(!N.found_in(b"sp\xc3\xafder"), "no folding beyond ASCII");
     // `accept` sees where each match starts and which needle it is.
     let mut seen = Vec::new();
-    let found = N.find("ab bot/", |at, n| {
+    let found = N.find(b"ab bot/", |at, n| {
         seen.push((at, n.to_owned()));
         n == "bot/"
     });
@@ -931,4 +934,9 @@ fn choice_cookie_lasts_as_long_as_documented() {
     let c = visit::choice_cookie(Platform::Spotify);
     assert!(c.starts_with("sd_svc=spotify; "), "{c}");
     assert!(c.contains(&format!("; Max-Age={}; ", 90 * 24 * 3600)), "{c}");
+    for p in Platform::ALL {
+        let c = visit::choice_cookie(p);
+        assert_eq!(c, format!("{}={}; Max-Age=7776000; Path=/l/; Secure; HttpOnly; SameSite=Lax", visit::CHOICE_COOKIE, p.key()));
+        assert!(shared::http::HeaderValue::from_str(c).is_ok(), "{c}");
+    }
 }

@@ -51,21 +51,24 @@ pub struct Visit {
     /// `?choose`: show the page even when the link auto-redirects, so a
     /// fan can pick another service.
     pub choose: bool,
+    /// When it happened (`Env::now_ms`, read once per request).
+    pub at_ms: i64,
 }
 
 impl Visit {
-    pub fn read(parts: &Parts, country: Option<&str>) -> Visit {
+    pub fn read(parts: &Parts, country: Option<&str>, at_ms: i64) -> Visit {
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        // Lower-cased once: the checks below are plain substring searches.
-        let ua = header(USER_AGENT).unwrap_or("").to_ascii_lowercase();
+        // As bytes: the checks below ignore ASCII case and need no copy.
+        let ua = parts.headers.get(USER_AGENT).map_or(&b""[..], |v| v.as_bytes());
         let mut visit = Visit {
-            device: device_of(&ua),
-            bot: bot_of(&ua),
+            device: device_of(ua),
+            bot: bot_of(ua),
             remembered: parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(remembered),
             country: country.and_then(Country::parse),
             referrer: String::new(),
             utm: String::new(),
             choose: false,
+            at_ms,
         };
         let mut ref_param = None;
         let mut utm: [Option<String>; 5] = Default::default();
@@ -119,13 +122,14 @@ impl Visit {
     }
 }
 
-/// The device class of a user agent (`ua` lower case).
-pub fn device_of(ua: &str) -> Device {
+/// The device class of a user agent.
+pub fn device_of(ua: &[u8]) -> Device {
     const IOS: Needles = Needles::new(&["iphone", "ipad", "ipod"]);
+    const ANDROID: Needles = Needles::new(&["android"]);
     const DESKTOP: Needles = Needles::new(&["windows", "macintosh", "x11", "cros", "linux"]);
     if IOS.found_in(ua) {
         Device::Ios
-    } else if ua.contains("android") {
+    } else if ANDROID.found_in(ua) {
         Device::Android
     } else if DESKTOP.found_in(ua) {
         Device::Desktop
@@ -145,53 +149,82 @@ const BOTS: Needles = Needles::new(&[
     "okhttp", "java/", "libwww", "node-fetch", "axios/", "scrapy", "httpclient", "feedfetcher",
 ]);
 
-/// Whether a user agent (`ua` lower case) is a crawler or a script.
-pub fn bot_of(ua: &str) -> bool {
+/// Whether a user agent is a crawler or a script.
+pub fn bot_of(ua: &[u8]) -> bool {
     // Every browser sends a user agent; a request without one is a script.
-    if ua.trim().is_empty() || ua.ends_with("bot") {
+    if ua.trim_ascii().is_empty() || ends_with_ignore_case(ua, b"bot") {
         return true;
     }
-    BOTS.find(ua, |at, needle| !(needle.starts_with("bot") && ua[..at].ends_with("cu")))
+    BOTS.find(ua, |at, needle| !(needle.starts_with("bot") && ends_with_ignore_case(&ua[..at], b"cu")))
 }
 
-/// A set of substrings to look for in one pass (see [`Needles::found_in`]).
+fn ends_with_ignore_case(hay: &[u8], suffix: &[u8]) -> bool {
+    hay.len() >= suffix.len() && hay[hay.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+}
+
+/// A set of lower-case ASCII substrings to look for, ignoring ASCII case,
+/// in one pass (see [`Needles::found_in`]).
 pub struct Needles {
     list: &'static [&'static str],
-    /// Per byte, a bit for each needle that starts with it.
+    /// Per byte, a bit for each needle that starts with it (in either case).
     first: [u64; 256],
+    /// Per byte, a bit for each needle whose second byte it is (in either
+    /// case); one-byte needles have their bit everywhere.
+    second: [u64; 256],
+    /// The one-byte needles: all that can start at the last byte.
+    short: u64,
 }
 
 impl Needles {
     pub const fn new(list: &'static [&'static str]) -> Needles {
         assert!(list.len() <= 64, "at most 64 needles");
-        let mut first = [0u64; 256];
+        let (mut first, mut second, mut short) = ([0u64; 256], [0u64; 256], 0u64);
         let mut i = 0;
         while i < list.len() {
             let b = list[i].as_bytes();
+            let bit = 1 << i;
             assert!(!b.is_empty(), "empty needle");
-            first[b[0] as usize] |= 1 << i;
+            let mut j = 0;
+            while j < b.len() {
+                assert!(b[j].is_ascii() && !b[j].is_ascii_uppercase(), "needles are lower-case ASCII");
+                j += 1;
+            }
+            first[b[0] as usize] |= bit;
+            first[b[0].to_ascii_uppercase() as usize] |= bit;
+            if b.len() == 1 {
+                short |= bit;
+                let mut k = 0;
+                while k < 256 {
+                    second[k] |= bit;
+                    k += 1;
+                }
+            } else {
+                second[b[1] as usize] |= bit;
+                second[b[1].to_ascii_uppercase() as usize] |= bit;
+            }
             i += 1;
         }
-        Needles { list, first }
+        Needles { list, first, second, short }
     }
 
     /// Whether `hay` contains any needle. One pass over `hay`, comparing
-    /// needles only where a byte could start one: checking each needle
-    /// with `str::contains` sets up a searcher and scans `hay` once per
-    /// needle, which made bot detection the redirect's costliest step.
-    pub fn found_in(&self, hay: &str) -> bool {
+    /// needles only where its first two bytes could start one: checking
+    /// each needle with `str::contains` (after lower-casing a copy) set up
+    /// a searcher and scanned `hay` once per needle, which made bot
+    /// detection the redirect's costliest step.
+    pub fn found_in(&self, hay: &[u8]) -> bool {
         self.find(hay, |_, _| true)
     }
 
     /// Whether `hay` contains a needle that `accept` (given where it
     /// starts and which it is) takes.
-    pub fn find(&self, hay: &str, mut accept: impl FnMut(usize, &str) -> bool) -> bool {
-        let hay = hay.as_bytes();
+    pub fn find(&self, hay: &[u8], mut accept: impl FnMut(usize, &str) -> bool) -> bool {
         for i in 0..hay.len() {
-            let mut candidates = self.first[usize::from(hay[i])];
+            let next = hay.get(i + 1).map_or(self.short, |&b| self.second[usize::from(b)]);
+            let mut candidates = self.first[usize::from(hay[i])] & next;
             while candidates != 0 {
                 let n = self.list[candidates.trailing_zeros() as usize];
-                if hay[i..].starts_with(n.as_bytes()) && accept(i, n) {
+                if hay.len() - i >= n.len() && hay[i..i + n.len()].eq_ignore_ascii_case(n.as_bytes()) && accept(i, n) {
                     return true;
                 }
                 candidates &= candidates - 1;
@@ -201,7 +234,6 @@ impl Needles {
     }
 }
 
-
 fn remembered(cookie_header: &str) -> Option<Platform> {
     cookie_header.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
@@ -209,19 +241,29 @@ fn remembered(cookie_header: &str) -> Option<Platform> {
     })
 }
 
-/// The `Set-Cookie` value remembering `p`.
-pub fn choice_cookie(p: Platform) -> String {
-    let mut c = String::with_capacity(CHOICE_COOKIE.len() + 16 + CHOICE_ATTRIBUTES.len());
-    c.push_str(CHOICE_COOKIE);
-    c.push('=');
-    c.push_str(p.key());
-    c.push_str(CHOICE_ATTRIBUTES);
-    c
+/// The `Set-Cookie` value remembering `p` (the cookie is [`CHOICE_COOKIE`],
+/// kept 90 days and refreshed on every pick): one static string per
+/// platform because the redirect sets it on every click. A test checks
+/// each against the platform's key.
+pub fn choice_cookie(p: Platform) -> &'static str {
+    macro_rules! cookie {
+        ($key:literal) => {
+            concat!("sd_svc=", $key, "; Max-Age=7776000; Path=/l/; Secure; HttpOnly; SameSite=Lax")
+        };
+    }
+    match p {
+        Platform::Spotify => cookie!("spotify"),
+        Platform::AppleMusic => cookie!("apple-music"),
+        Platform::YoutubeMusic => cookie!("youtube-music"),
+        Platform::Youtube => cookie!("youtube"),
+        Platform::Deezer => cookie!("deezer"),
+        Platform::Tidal => cookie!("tidal"),
+        Platform::AmazonMusic => cookie!("amazon-music"),
+        Platform::Soundcloud => cookie!("soundcloud"),
+        Platform::Bandcamp => cookie!("bandcamp"),
+        Platform::Other => cookie!("other"),
+    }
 }
-
-/// Kept 90 days, refreshed on every pick. Spelled out rather than
-/// formatted: the redirect sets it on every click.
-pub const CHOICE_ATTRIBUTES: &str = "; Max-Age=7776000; Path=/l/; Secure; HttpOnly; SameSite=Lax";
 
 /// The host of a Referer (`https://l.instagram.com/…`, `android-app://…`).
 fn referrer_host(referer: &str) -> Option<String> {

@@ -2,7 +2,7 @@
 //! secrets and vars (UPPER_SNAKE names), `request.cf` for location,
 //! `waitUntil` for deferred work.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::task::{Context as TaskContext, Poll, Waker};
 
@@ -37,39 +37,65 @@ pub struct Platform {
     /// The incoming request, for headers functions do not get (the client
     /// address), read only when asked.
     raw: web_sys::Request,
-    /// The request head (see `head` above); its location block starts at
-    /// `cf_at` and is empty when the request carries no `request.cf`.
-    head: String,
-    cf_at: usize,
+    /// From the `CF-IPCountry` header, when the edge sent one.
+    country: Option<String>,
     db: D1,
     kv: WorkersKv,
 }
 
 // One call each way across the JS boundary per request: the request head
-// (method, URL, the headers functions read and the edge's location fields)
-// comes over as one string and the response goes back as one, instead of
-// a call per header through `web_sys::Headers` and per field of
-// `request.cf`. Iterating all request headers costs more than the few
-// `get`s, and on the smart-link redirect boundary traffic was most of the
-// time spent.
+// (method, URL, the country and the headers functions read) comes over as
+// one string and the response goes back as one, instead of a call per
+// header through `web_sys::Headers`. Iterating all request headers costs
+// more than the few `get`s, and on the smart-link redirect boundary
+// traffic was most of the time spent.
 //
-// Layout: `method \n url (\n name:value)* [\n\n country \n region \n city]`.
-// Neither header names nor values can contain `\n`, and names cannot
-// contain `:`, so the first empty line starts the location block; the city
-// comes last so that nothing it contains can shift the other fields.
+// Layout: `method \n url \n country (\n name:value)*`. Neither header
+// names nor values can contain `\n`, and names cannot contain `:`.
+//
+// The country is the `CF-IPCountry` header the edge adds (IP Geolocation
+// on, the default): reading `request.cf` instead parses the whole cf
+// object on first use, which cost the redirect about 2.5 us, as much as
+// everything else in this adapter. Without the header (local runtimes,
+// geolocation off), `request.cf` is read when a function asks; so are the
+// region and city (signup only, through `place`).
+//
 // Indexed loops and a plain object: `for…of` and `Object.create(null)`
 // showed up in profiles of the redirect.
 #[wasm_bindgen(inline_js = r#"
-export function head(r, names) {
-  let s = r.method + "\n" + r.url;
+const encoder = new TextEncoder();
+let unsent = null;
+// Writes the head into `buf`, a view of wasm memory, and returns its
+// length; or, when it does not fit, keeps it for `headAgain` and returns
+// minus the room it needs (UTF-8 takes at most 3 bytes per UTF-16 unit).
+// `encodeInto` beats returning a string, which the glue copies into wasm
+// memory one character at a time.
+export function head(r, names, buf) {
+  const m = r.method;
   const h = r.headers;
-  for (let i = 0; i < names.length; i++) {
+  let s = m + "\n" + r.url + "\n" + (h.get("cf-ipcountry") ?? "");
+  // The last name is content-type, which describes a body: GET and HEAD
+  // have none (and `get` is a call into the runtime).
+  const n = m === "GET" || m === "HEAD" ? names.length - 1 : names.length;
+  for (let i = 0; i < n; i++) {
     const v = h.get(names[i]);
     if (v !== null) s += "\n" + names[i] + ":" + v;
   }
+  const { read, written } = encoder.encodeInto(s, buf);
+  if (read === s.length) return written;
+  unsent = s;
+  return -3 * s.length;
+}
+// `country\nregion\ncity` from `request.cf` (the city last: whatever it
+// holds cannot shift the other fields), or "" without one.
+export function place(r) {
   const cf = r.cf;
-  if (cf) s += "\n\n" + (cf.country ?? "") + "\n" + (cf.region ?? "") + "\n" + (cf.city ?? "");
-  return s;
+  return cf ? (cf.country ?? "") + "\n" + (cf.region ?? "") + "\n" + (cf.city ?? "") : "";
+}
+export function headAgain(buf) {
+  const { written } = encoder.encodeInto(unsent, buf);
+  unsent = null;
+  return written;
 }
 export function respond(status, head, repeated, body) {
   // Header names are ours (lower-case tokens, none an Object.prototype
@@ -93,7 +119,11 @@ export function fail() {
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = head)]
-    fn js_head(req: &web_sys::Request, names: &JsValue) -> String;
+    fn js_head(req: &web_sys::Request, names: &JsValue, buf: &mut [u8]) -> i32;
+    #[wasm_bindgen(js_name = headAgain)]
+    fn js_head_again(buf: &mut [u8]) -> u32;
+    #[wasm_bindgen(js_name = place)]
+    fn js_place(req: &web_sys::Request) -> String;
     #[wasm_bindgen(js_name = respond, catch)]
     fn js_respond(status: u16, head: &str, repeated: bool, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
     #[wasm_bindgen(js_name = fail)]
@@ -104,11 +134,47 @@ extern "C" {
 const CLIENT_IP: &str = "cf-connecting-ip";
 
 thread_local! {
-    /// The request headers to read, as a JS array made once per isolate.
-    /// Not `host`: the URL carries it (see [`parse_head`]), and every
-    /// `get` is a call into the runtime.
-    static HEADER_NAMES: JsValue =
-        httpx::REQUEST_HEADERS.iter().filter(|n| **n != "host").map(|n| JsValue::from_str(n)).collect::<Array>().into();
+    /// The request headers to read, as a JS array made once per isolate,
+    /// content-type last (see `head`). Not `host`: the URL carries it (see
+    /// [`parse_head`]), and every `get` is a call into the runtime.
+    static HEADER_NAMES: JsValue = httpx::REQUEST_HEADERS
+        .iter()
+        .filter(|n| !matches!(**n, "host" | "content-type"))
+        .chain(["content-type"].iter())
+        .map(|n| JsValue::from_str(n))
+        .collect::<Array>()
+        .into();
+
+    /// Where `head` writes each request head: reused, so reading one
+    /// allocates nothing.
+    static HEAD_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; HEAD_BUF_LEN]);
+}
+
+/// Room for a typical head (a long user agent, cookies, a referrer); a
+/// larger one grows the buffer for its request only.
+const HEAD_BUF_LEN: usize = 2048;
+
+/// The request from its head (written by the `head` snippet), and the
+/// country the edge sent with it.
+fn read_head(raw: &web_sys::Request) -> Result<(Head, Option<String>), Error> {
+    HEAD_BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        let n = HEADER_NAMES.with(|names| js_head(raw, names, &mut buf));
+        let len = match usize::try_from(n) {
+            Ok(len) => len,
+            Err(_) => {
+                buf.resize(n.unsigned_abs() as usize, 0);
+                js_head_again(&mut buf) as usize
+            }
+        };
+        let head = std::str::from_utf8(&buf[..len.min(buf.len())]).map_err(|_| Error::new(ErrorKind::BadRequest, "bad request: invalid head"));
+        let parsed = head.and_then(parse_head);
+        if buf.len() > HEAD_BUF_LEN {
+            buf.truncate(HEAD_BUF_LEN);
+            buf.shrink_to_fit();
+        }
+        parsed
+    })
 }
 
 /// The Workers `fetch` entry point behind [`crate::export!`]: reads the
@@ -125,15 +191,17 @@ where
     F: FnOnce(Request, Platform) -> Fut + 'static,
     Fut: Future<Output = Response> + 'static,
 {
-    let head = HEADER_NAMES.with(|names| js_head(&raw, names));
-    // A byte scan: `str::find` with a two-byte needle sets up a searcher.
-    let (request_end, cf_at) = head.as_bytes().windows(2).position(|w| w == b"\n\n").map_or((head.len(), head.len()), |at| (at, at + 2));
+    let head = read_head(&raw);
     let mut fut = Box::pin(async move {
-        let req = match read_request(&head[..request_end], &raw).await {
+        let (head, country) = match head {
+            Ok(head) => head,
+            Err(e) => return httpx::json_error(&e),
+        };
+        let req = match read_request(head, &raw).await {
             Ok(req) => req,
             Err(e) => return httpx::json_error(&e),
         };
-        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, head, cf_at };
+        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, country };
         handler(req, platform).await
     });
     match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
@@ -144,8 +212,7 @@ where
 
 /// Builds our request from the head string and, when there is one, the
 /// body (capped at [`MAX_BODY`]).
-async fn read_request(head: &str, raw: &web_sys::Request) -> Result<Request, Error> {
-    let (method, uri, headers) = parse_head(head)?;
+async fn read_request((method, uri, headers): Head, raw: &web_sys::Request) -> Result<Request, Error> {
     // The runtime refuses a body on GET and HEAD, so those skip the call.
     let stream = if method == Method::GET || method == Method::HEAD { None } else { raw.body() };
     let body = match stream {
@@ -159,12 +226,15 @@ async fn read_request(head: &str, raw: &web_sys::Request) -> Result<Request, Err
     Ok(req)
 }
 
-/// Method, URI and headers from the request part of the head string.
-fn parse_head(head: &str) -> Result<(Method, Uri, HeaderMap), Error> {
+type Head = (Method, Uri, HeaderMap);
+
+/// Method, URI and headers from the head string, and the country.
+fn parse_head(head: &str) -> Result<(Head, Option<String>), Error> {
     let bad = |what: &str| Error::new(ErrorKind::BadRequest, format!("bad request: invalid {what}"));
-    let mut lines = head.split('\n');
+    let mut lines = Lines(head);
     let method = Method::from_bytes(lines.next().unwrap_or("").as_bytes()).map_err(|_| bad("method"))?;
     let (host, path) = split_url(lines.next().unwrap_or(""));
+    let country = crate::geo::country_code(lines.next().unwrap_or(""));
     let uri = Uri::try_from(path).map_err(|_| bad("URL"))?;
     let mut headers = HeaderMap::new();
     // The runtime's URL is built from the Host header.
@@ -172,12 +242,43 @@ fn parse_head(head: &str) -> Result<(Method, Uri, HeaderMap), Error> {
         headers.insert(http::header::HOST, host);
     }
     for line in lines {
-        let (name, value) = line.split_once(':').ok_or_else(|| bad("header"))?;
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("header name"))?;
-        let value = header_value(value).ok_or_else(|| bad("header value"))?;
+        let colon = find(line.as_bytes(), b":").ok_or_else(|| bad("header"))?;
+        let name = HeaderName::from_bytes(&line.as_bytes()[..colon]).map_err(|_| bad("header name"))?;
+        let value = header_value(&line[colon + 1..]).ok_or_else(|| bad("header value"))?;
         headers.append(name, value);
     }
-    Ok((method, uri, headers))
+    Ok(((method, uri, headers), country))
+}
+
+/// The `\n`-separated lines of a string.
+struct Lines<'a>(&'a str);
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let end = find(self.0.as_bytes(), b"\n").unwrap_or(self.0.len());
+        let line = &self.0[..end];
+        self.0 = self.0.get(end + 1..).unwrap_or("");
+        Some(line)
+    }
+}
+
+/// Where `needle` first occurs in `hay`. A plain byte scan: `str::find`
+/// and `split` set up a searcher per call, which showed in profiles.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Header values are byte strings; JS hands them over as one char per
@@ -192,10 +293,9 @@ fn header_value(v: &str) -> Option<HeaderValue> {
 
 /// `https://host:port/p?q` → (`host:port`, `/p?q`).
 fn split_url(url: &str) -> (&str, &str) {
-    // Byte scans: `str::find` with a multi-byte needle sets up a searcher.
-    let start = url.as_bytes().windows(3).position(|w| w == b"://").map_or(0, |i| i + 3);
+    let start = find(url.as_bytes(), b"://").map_or(0, |i| i + 3);
     let rest = &url[start..];
-    match rest.bytes().position(|b| b == b'/') {
+    match find(rest.as_bytes(), b"/") {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     }
@@ -238,9 +338,10 @@ fn into_js(res: Response) -> web_sys::Response {
     let (parts, body) = res.into_parts();
     let mut head = String::with_capacity(256);
     for (name, value) in &parts.headers {
-        // Only visible ASCII crosses faithfully as a JS string; all our
-        // header values are.
-        let Ok(v) = value.to_str() else { continue };
+        // Only ASCII crosses faithfully as a JS string; all our header
+        // values are (a `HeaderValue` holds no control characters).
+        let bytes = value.as_bytes();
+        let (true, Ok(v)) = (bytes.is_ascii(), std::str::from_utf8(bytes)) else { continue };
         if !head.is_empty() {
             head.push('\n');
         }
@@ -352,10 +453,11 @@ impl Kv for WorkersKv {
 }
 
 impl Platform {
-    /// The location fields of `request.cf`, in head order: country,
-    /// region, city (the last takes the rest of the block).
-    fn cf_fields(&self) -> impl Iterator<Item = Option<String>> + '_ {
-        self.head[self.cf_at..].splitn(3, '\n').map(|f| (!f.is_empty()).then(|| f.to_owned()))
+    /// The location fields of `request.cf`: country, region, city.
+    fn cf_fields(&self) -> [Option<String>; 3] {
+        let place = js_place(&self.raw);
+        let mut f = place.splitn(3, '\n').map(|f| (!f.is_empty()).then(|| f.to_owned()));
+        [f.next().flatten(), f.next().flatten(), f.next().flatten()]
     }
 }
 
@@ -387,11 +489,13 @@ impl Env for Platform {
         self.client.get_or_init(|| Client { ip: self.raw.headers().get(CLIENT_IP).ok().flatten().and_then(|v| parse_client_addr(&v)) })
     }
     fn place(&self) -> Place {
-        let mut f = self.cf_fields();
-        Place { country: f.next().flatten(), region: f.next().flatten(), city: f.next().flatten() }.sanitized()
+        // What is stored (signups) comes from `request.cf` first: the
+        // edge sets it in every case, the header only with geolocation on.
+        let [country, region, city] = self.cf_fields();
+        Place { country: country.or_else(|| self.country.clone()), region, city }.sanitized()
     }
     fn country(&self) -> Option<String> {
-        Place { country: self.cf_fields().next().flatten(), ..Place::default() }.sanitized().country
+        self.country.clone().or_else(|| self.cf_fields()[0].as_deref().and_then(crate::geo::country_code))
     }
     fn geo_attribution(&self) -> Option<(&'static str, &'static str)> {
         None

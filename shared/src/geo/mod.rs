@@ -27,11 +27,16 @@ impl Place {
         fn clean(v: Option<String>, max: usize) -> Option<String> {
             v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s.len() <= max)
         }
-        let country = clean(self.country, 2)
-            .filter(|c| c.bytes().all(|b| b.is_ascii_alphabetic()))
-            .map(|c| c.to_ascii_uppercase());
+        let country = self.country.as_deref().and_then(country_code);
         Place { country, region: clean(self.region, 128), city: clean(self.city, 128) }
     }
+}
+
+/// A platform's country value as an ISO 3166-1 alpha-2 code (two letters,
+/// upper case), or `None`.
+pub fn country_code(v: &str) -> Option<String> {
+    let v = v.trim();
+    (v.len() == 2 && v.bytes().all(|b| b.is_ascii_alphabetic())).then(|| v.to_ascii_uppercase())
 }
 
 const EU: [&str; 27] = [
@@ -70,6 +75,15 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn country_codes_are_two_letters_upper_case() {
+        for (v, code) in [("GB", Some("GB")), (" se ", Some("SE")), ("gbr", None), ("G1", None), ("", None), ("ÅÄ", None)] {
+            assert_eq!(country_code(v).as_deref(), code, "{v:?}");
+        }
+        let p = Place { country: Some(" de".into()), region: Some("  ".into()), city: Some("Köln".into()) }.sanitized();
+        assert_eq!((p.country.as_deref(), p.region, p.city.as_deref()), (Some("DE"), None, Some("Köln")));
+    }
 
     #[test]
     fn eu_flag_follows_country() {
