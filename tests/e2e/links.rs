@@ -23,6 +23,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("links_country_from_edge_header", links_country_from_edge_header),
     ("links_tracked_redirect_counted", links_tracked_redirect_counted),
     ("links_analytics_after_n_clicks", links_analytics_after_n_clicks),
+    ("links_redirects_in_a_row", links_redirects_in_a_row),
     ("links_bots_not_counted", links_bots_not_counted),
     ("links_unknown_slug_404", links_unknown_slug_404),
     ("links_api_rejects_invalid", links_api_rejects_invalid),
@@ -280,6 +281,31 @@ fn links_analytics_after_n_clicks(t: &Target) -> Result<(), String> {
         (s("view"), s(""), s("GB"), s("desktop"), 2),
     ];
     ensure!(rows == expected, "rows {rows:?}, expected {expected:?}");
+    Ok(())
+}
+
+/// Redirects back to back, each right after one with the same or other
+/// headers (the Workers adapter reuses the last response's headers when
+/// they repeat): every answer must carry its own.
+fn links_redirects_in_a_row(t: &Target) -> Result<(), String> {
+    ensure_link(t)?;
+    let f = fan(t, Some("GB"), DESKTOP);
+    let spotify = ("spotify", "https://open.spotify.com/album/e2e", "sd_svc=spotify;");
+    let apple = ("apple-music", "https://music.apple.com/us/album/e2e/1", "sd_svc=apple-music;");
+    for (method, (key, location, cookie)) in [("GET", spotify), ("GET", spotify), ("GET", apple), ("HEAD", apple), ("GET", apple), ("GET", spotify)] {
+        let res = f.send(method, &format!("/l/e2e-night/{key}?ref=in-a-row.e2e.example"))?;
+        let set_cookie = header(&res, "set-cookie");
+        // HEAD is answered the same way but neither counted nor remembered.
+        let cookie_ok = if method == "HEAD" { set_cookie.is_empty() } else { set_cookie.starts_with(cookie) };
+        ensure!(
+            res.status() == 302 && header(&res, "location") == location && cookie_ok,
+            "{method} {key}: {} {:?} {set_cookie:?}",
+            res.status(),
+            header(&res, "location")
+        );
+    }
+    let res = f.get("/l/no-such-e2e-link/spotify")?;
+    ensure!(res.status() == 404 && header(&res, "location").is_empty(), "unknown slug after redirects: {}", res.status());
     Ok(())
 }
 

@@ -97,7 +97,11 @@ export function headAgain(buf) {
   unsent = null;
   return written;
 }
+// The headers of the last response, for `respondAgain`. Safe to share:
+// a Response copies its init's headers.
+let last = null;
 export function respond(status, head, repeated, body) {
+  last = null;
   // Header names are ours (lower-case tokens, none an Object.prototype
   // member), so a plain object is a safe init; a repeated name (two
   // cookies) needs a real Headers to append to.
@@ -110,8 +114,15 @@ export function respond(status, head, repeated, body) {
     else headers[head.slice(at, colon)] = head.slice(colon + 1, end);
     at = end + 1;
   }
+  last = headers;
+  return respondAgain(status, body);
+}
+// A response with the same headers as the last one: a busy link answers
+// the same redirect over and over, and this skips decoding and splitting
+// its head each time.
+export function respondAgain(status, body) {
   // `body` is a view of wasm memory, valid only during this call.
-  return new Response(body ? body.slice() : null, { status, headers });
+  return new Response(body ? body.slice() : null, { status, headers: last });
 }
 export function fail() {
   return new Response("Internal Server Error", { status: 500 });
@@ -126,6 +137,8 @@ extern "C" {
     fn js_place(req: &web_sys::Request) -> String;
     #[wasm_bindgen(js_name = respond, catch)]
     fn js_respond(status: u16, head: &str, repeated: bool, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
+    #[wasm_bindgen(js_name = respondAgain, catch)]
+    fn js_respond_again(status: u16, body: Option<&[u8]>) -> Result<web_sys::Response, JsValue>;
     #[wasm_bindgen(js_name = fail)]
     fn js_fail() -> web_sys::Response;
 }
@@ -148,6 +161,10 @@ thread_local! {
     /// Where `head` writes each request head: reused, so reading one
     /// allocates nothing.
     static HEAD_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; HEAD_BUF_LEN]);
+
+    /// The response head being built, and the last one the `respond`
+    /// snippet took (if it holds its headers); see [`into_js`].
+    static RESPONSE_HEADS: RefCell<ResponseHeads> = RefCell::default();
 }
 
 /// Room for a typical head (a long user agent, cookies, a referrer); a
@@ -334,25 +351,47 @@ fn js_message(e: &JsValue) -> String {
 
 /// Our response as the runtime's. Never fails: a conversion problem
 /// becomes a logged bare 500.
+#[derive(Default)]
+struct ResponseHeads {
+    head: String,
+    last: String,
+    kept: bool,
+}
+
+/// Our response as a JS one. Its head crosses as one string, unless it
+/// is the same as the last one's (a busy smart link), which the snippet
+/// still holds.
 fn into_js(res: Response) -> web_sys::Response {
     let (parts, body) = res.into_parts();
-    let mut head = String::with_capacity(256);
-    for (name, value) in &parts.headers {
-        // Only ASCII crosses faithfully as a JS string; all our header
-        // values are (a `HeaderValue` holds no control characters).
-        let bytes = value.as_bytes();
-        let (true, Ok(v)) = (bytes.is_ascii(), std::str::from_utf8(bytes)) else { continue };
-        if !head.is_empty() {
-            head.push('\n');
-        }
-        head.push_str(name.as_str());
-        head.push(':');
-        head.push_str(v);
-    }
-    let repeated = parts.headers.keys_len() != parts.headers.len();
     // A null-body status (204, 304) must not carry even an empty body.
     let body = (!body.is_empty()).then_some(body.as_slice());
-    js_respond(parts.status.as_u16(), &head, repeated, body).unwrap_or_else(|e| {
+    let status = parts.status.as_u16();
+    let answer = RESPONSE_HEADS.with(|heads| {
+        let ResponseHeads { head, last, kept } = &mut *heads.borrow_mut();
+        head.clear();
+        for (name, value) in &parts.headers {
+            // Only ASCII crosses faithfully as a JS string; all our header
+            // values are (a `HeaderValue` holds no control characters).
+            let bytes = value.as_bytes();
+            let (true, Ok(v)) = (bytes.is_ascii(), std::str::from_utf8(bytes)) else { continue };
+            if !head.is_empty() {
+                head.push('\n');
+            }
+            head.push_str(name.as_str());
+            head.push(':');
+            head.push_str(v);
+        }
+        if *kept && head == last {
+            return js_respond_again(status, body);
+        }
+        let repeated = parts.headers.keys_len() != parts.headers.len();
+        let answer = js_respond(status, head, repeated, body);
+        // The snippet keeps the headers only when it got through them.
+        *kept = answer.is_ok();
+        std::mem::swap(head, last);
+        answer
+    });
+    answer.unwrap_or_else(|e| {
         worker::console_error!("response conversion: {}", js_message(&e));
         js_fail()
     })
