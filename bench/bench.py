@@ -387,6 +387,8 @@ def measure(runtime, targets, seconds, repeats):
     for rep in range(repeats):
         log(f"{runtime.name}: round {rep + 1}/{repeats} ({len(live) * len(CONNECTIONS)} × {seconds} s)")
         for t in live:
+            if t.status != "ok":
+                continue  # failed in an earlier round; its runs stop there
             if runtime.fresh_per_measurement:
                 # See Workers.fresh_per_measurement.
                 try:

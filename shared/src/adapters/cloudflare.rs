@@ -162,8 +162,7 @@ thread_local! {
     /// allocates nothing.
     static HEAD_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; HEAD_BUF_LEN]);
 
-    /// The response head being built, and the last one the `respond`
-    /// snippet took (if it holds its headers); see [`into_js`].
+    /// See [`ResponseHeads`]: reused, so a response head allocates nothing.
     static RESPONSE_HEADS: RefCell<ResponseHeads> = RefCell::default();
 }
 
@@ -349,8 +348,8 @@ fn js_message(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map_or_else(|| "unknown error".to_owned(), |e| String::from(e.message()))
 }
 
-/// Our response as the runtime's. Never fails: a conversion problem
-/// becomes a logged bare 500.
+/// The response head [`into_js`] is building, the last one the `respond`
+/// snippet took, and whether the snippet still holds that one's headers.
 #[derive(Default)]
 struct ResponseHeads {
     head: String,
@@ -360,7 +359,8 @@ struct ResponseHeads {
 
 /// Our response as a JS one. Its head crosses as one string, unless it
 /// is the same as the last one's (a busy smart link), which the snippet
-/// still holds.
+/// still holds. Never fails: a conversion problem becomes a logged bare
+/// 500.
 fn into_js(res: Response) -> web_sys::Response {
     let (parts, body) = res.into_parts();
     // A null-body status (204, 304) must not carry even an empty body.
