@@ -13,7 +13,7 @@ SHELL := bash
 # library in Cargo.lock (checked by shared/tests/tidy.rs).
 WASM_BINDGEN_VERSION := 0.2.130
 
-FUNCTIONS := signup unsubscribe links
+FUNCTIONS := signup unsubscribe links dashboard
 PORT ?= 8787
 SPIN_PORT ?= 3000
 
@@ -34,7 +34,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin api-token test test-js test-native test-e2e bench bench-spin-baseline clean
+        dev dev-spin dev-link admin artist api-token test test-js test-native test-e2e bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -98,6 +98,8 @@ secrets:
 	grep -q '^INDEX_KEY=' .wrangler/dev-secrets || echo "INDEX_KEY=$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets
 	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
+	@# Local only: lets the sign-in link `make dev` prints work in any browser.
+	@echo "ALLOW_UNBOUND_SIGN_IN=1" >> functions/dashboard/.dev.vars
 
 WRANGLER := $(NPM_BIN)/wrangler
 WORKER_CONFIGS := -c wrangler.toml $(foreach f,$(FUNCTIONS),-c functions/$(f)/wrangler.toml)
@@ -105,6 +107,30 @@ WORKER_CONFIGS := -c wrangler.toml $(foreach f,$(FUNCTIONS),-c functions/$(f)/wr
 migrate: npm
 	$(WRANGLER) d1 migrations apply DB --local -c wrangler.toml --persist-to $(STATE)
 	$(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to $(STATE) --file tools/seed-demo.sql >/dev/null
+
+# The demo artist's owner (owner@demo.example) and a fresh sign-in link
+# for them, valid 10 minutes, in any browser (local dev only).
+ADMIN := target/release/stagedoor-admin
+admin:
+	cargo build --quiet --release -p admin
+
+dev-link: admin secrets migrate
+	@set -a; source .wrangler/dev-secrets; set +a; \
+	$(ADMIN) user --artist demo-artist --email owner@demo.example --role owner > .wrangler/dev-owner.sql; \
+	$(ADMIN) sign-in-link --email owner@demo.example --base http://localhost:$(PORT) 2> .wrangler/dev-link >> .wrangler/dev-owner.sql; \
+	$(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to $(STATE) --file .wrangler/dev-owner.sql >/dev/null; \
+	echo "  Dashboard:     $$(cat .wrangler/dev-link)   (signs in as owner@demo.example; 10 minutes; new one: make dev-link)"
+
+# Creates an artist and its first owner. Local D1 by default; REMOTE=1 for
+# the deployed one (keys from your environment: DATA_KEYS, INDEX_KEY).
+# Spin: see README ("Create the first artist").
+artist: admin npm
+	@mkdir -p .wrangler
+	@[ -n "$(NAME)" ] && [ -n "$(OWNER)" ] || { echo "usage: make artist NAME='Artist name' OWNER=owner@example.com [ID=slug] [REMOTE=1]" >&2; exit 2; }
+	@$(if $(REMOTE),,set -a; source .wrangler/dev-secrets; set +a;) \
+	$(ADMIN) artist --name "$(NAME)" --owner "$(OWNER)" $(if $(ID),--id "$(ID)") > .wrangler/artist.sql; \
+	$(WRANGLER) d1 execute DB $(if $(REMOTE),--remote,--local --persist-to $(STATE)) -c wrangler.toml --file .wrangler/artist.sql >/dev/null; \
+	rm -f .wrangler/artist.sql; echo "created; $(OWNER) can sign in at /app/sign-in"
 
 dev: build-workers-dev secrets migrate
 	@echo
@@ -114,6 +140,7 @@ dev: build-workers-dev secrets migrate
 	@echo "                   -d '{\"page\":\"demo\",\"email\":\"you@example.com\",\"consent\":true}'"
 	@echo "  Fans:          $(WRANGLER) d1 execute DB --local -c wrangler.toml --persist-to .wrangler/state --command 'SELECT status,country,region,city FROM fans'"
 	@echo "  Smart link:    http://localhost:$(PORT)/l/demo   (API token for /api/v1/app/links: make api-token)"
+	@$(MAKE) --no-print-directory dev-link
 	@echo
 	$(WRANGLER) dev $(WORKER_CONFIGS) --port $(PORT) --ip 127.0.0.1 --persist-to $(STATE)
 

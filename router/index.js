@@ -11,13 +11,17 @@ const ROUTES = [
   ["/u/", "UNSUBSCRIBE"],
   ["/l/", "LINKS"],
   ["/api/v1/app/links", "LINKS"],
+  // After the links API: every other artist route is the dashboard's.
+  ["/api/v1/app/", "DASHBOARD"],
+  ["/app/", "DASHBOARD"],
+  ["/app", "DASHBOARD", true],
 ];
 
 export default {
   async fetch(request, env) {
     const path = new URL(request.url).pathname;
-    for (const [prefix, binding] of ROUTES) {
-      if (path === prefix || path.startsWith(prefix)) {
+    for (const [prefix, binding, exact] of ROUTES) {
+      if (path === prefix || (!exact && path.startsWith(prefix))) {
         // Hand the edge's request metadata (country, region, city…) on:
         // the function derives the fan's approximate location from it.
         return env[binding].fetch(request, { cf: request.cf });

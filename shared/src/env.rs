@@ -83,6 +83,11 @@ pub trait Env {
     /// Outbound HTTP.
     async fn fetch(&self, req: crate::Request) -> Result<crate::Response, Error>;
 
+    /// Sends `req` after the response, for calls nobody waits on (a
+    /// sign-in mail, so the answer takes the same time whether or not one
+    /// is sent). The outcome is logged, never reported.
+    fn fetch_later(&self, req: crate::Request);
+
     /// Work to finish after the response is sent (Workers `waitUntil`;
     /// on Spin and natively it runs before the handler returns).
     fn defer(&self, work: impl Future<Output = ()> + 'static);

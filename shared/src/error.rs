@@ -11,6 +11,9 @@ pub enum ErrorKind {
     BadRequest,
     /// Missing or invalid credentials (answered with `WWW-Authenticate`).
     Unauthorized,
+    /// Authenticated but not allowed (a failed CSRF check, a member asking
+    /// for an owner's action).
+    Forbidden,
     NotFound,
     MethodNotAllowed,
     /// The request clashes with existing state (a name already taken).
@@ -54,6 +57,7 @@ impl Error {
         match self.kind {
             ErrorKind::BadRequest => S::BAD_REQUEST,
             ErrorKind::Unauthorized => S::UNAUTHORIZED,
+            ErrorKind::Forbidden => S::FORBIDDEN,
             ErrorKind::NotFound => S::NOT_FOUND,
             ErrorKind::MethodNotAllowed => S::METHOD_NOT_ALLOWED,
             ErrorKind::Conflict => S::CONFLICT,
@@ -71,6 +75,7 @@ impl Error {
         match self.kind {
             ErrorKind::BadRequest => "bad_request",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not_found",
             ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Conflict => "conflict",

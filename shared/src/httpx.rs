@@ -17,7 +17,14 @@ pub const MAX_BODY: usize = 8 * 1024;
 /// forwarding chains, out of its reach. A function that starts reading a
 /// new header adds it here; the end-to-end tests run through the adapters
 /// and fail otherwise.
-pub const REQUEST_HEADERS: [&str; 6] = ["authorization", "content-type", "cookie", "host", "referer", "user-agent"];
+///
+/// The last [`BODY_ONLY_HEADERS`] matter only to requests that change
+/// state (the CSRF checks read `origin` and `sec-fetch-site`): adapters may
+/// skip them for GET and HEAD, which keeps the redirect from paying for them.
+pub const REQUEST_HEADERS: [&str; 8] = ["authorization", "cookie", "host", "referer", "user-agent", "content-type", "origin", "sec-fetch-site"];
+
+/// How many names at the end of [`REQUEST_HEADERS`] GET and HEAD skip.
+pub const BODY_ONLY_HEADERS: usize = 3;
 
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const JSON: &str = "application/json";

@@ -9,6 +9,7 @@
 //!   geo lookup and salted hashing, and are never stored or logged.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cache;
 pub mod crypto;
 pub mod email;

@@ -42,34 +42,48 @@ pub struct Message<'a> {
     pub subject: &'a str,
     pub text: &'a str,
     pub html: &'a str,
-    pub unsubscribe: &'a UnsubscribeHeaders,
+    /// Mail to fans must carry these; account mail to artists (sign-in
+    /// links) has no list to leave.
+    pub unsubscribe: Option<&'a UnsubscribeHeaders>,
 }
 
 /// Sends one message through the provider. A non-2xx answer is
 /// `Unavailable` (the provider's body is not echoed: it may hold the address).
 pub async fn send(env: &impl Env, msg: &Message<'_>) -> Result<(), Error> {
+    let res = env.fetch(request(env, msg)?).await?;
+    if !res.status().is_success() {
+        return Err(Error::unavailable(format_args!("email provider answered {}", res.status())));
+    }
+    Ok(())
+}
+
+/// Sends one message after the response (see [`Env::fetch_later`]).
+pub fn send_later(env: &impl Env, msg: &Message<'_>) -> Result<(), Error> {
+    env.fetch_later(request(env, msg)?);
+    Ok(())
+}
+
+/// The provider call for one message.
+fn request(env: &impl Env, msg: &Message<'_>) -> Result<crate::Request, Error> {
     let key = env.var("email_api_key").ok_or_else(|| Error::new(ErrorKind::Internal, "secret email_api_key is not set"))?;
     let from = env.var("email_from").ok_or_else(|| Error::new(ErrorKind::Internal, "setting email_from is not set"))?;
     let base = env.var("email_api_base").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "from": from,
         "to": [msg.to],
         "subject": msg.subject,
         "text": msg.text,
         "html": msg.html,
-        "headers": {
-            "List-Unsubscribe": msg.unsubscribe.list_unsubscribe,
-            "List-Unsubscribe-Post": msg.unsubscribe.list_unsubscribe_post,
-        },
     });
-    let req = http::Request::post(format!("{}/emails", base.trim_end_matches('/')))
+    if let Some(u) = msg.unsubscribe {
+        body["headers"] = serde_json::json!({
+            "List-Unsubscribe": u.list_unsubscribe,
+            "List-Unsubscribe-Post": u.list_unsubscribe_post,
+        });
+    }
+    http::Request::post(format!("{}/emails", base.trim_end_matches('/')))
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::AUTHORIZATION, format!("Bearer {key}"))
         .body(body.to_string().into_bytes())
-        .map_err(Error::internal)?;
-    let res = env.fetch(req).await?;
-    if !res.status().is_success() {
-        return Err(Error::unavailable(format_args!("email provider answered {}", res.status())));
-    }
-    Ok(())
+        .map_err(Error::internal)
 }

@@ -140,3 +140,17 @@ fn every_rust_file_says_what_it_is_for() {
         assert!(text.starts_with("//!"), "{} must start with a //! line", f.display());
     }
 }
+
+/// Dashboard code reaches tenant data only through `shared::auth::Tenant`,
+/// which binds the session's artist to every statement.
+#[test]
+fn dashboard_never_touches_the_raw_database() {
+    let mut files = Vec::new();
+    rust_files(&root().join("functions/dashboard/src"), &mut files);
+    for file in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(file).expect("read");
+        for banned in [".db()", "Db,", "Db}", "shared::Db"] {
+            assert!(!text.contains(banned), "{} uses {banned:?}: go through Ctx::db (auth::Tenant)", file.display());
+        }
+    }
+}

@@ -18,3 +18,14 @@ INSERT OR IGNORE INTO links (id, artist_id, slug, definition, created_at, update
 VALUES ('e2e-db-link', 'e2e-artist', 'e2e-db-only',
         '{"slug":"e2e-db-only","title":"Only in the database","artist":"E2E Band","auto_redirect":false,"targets":[{"platform":"deezer","url":"https://www.deezer.com/album/302127"}]}',
         0, 0);
+
+-- Dashboard users (tests/e2e/dashboard.rs, tests/browser/): addresses encrypted
+-- under the suite's keys by `stagedoor-admin user`, ids fixed for the tests.
+INSERT OR IGNORE INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES ('e2e-owner', 'e2e-artist', 'k1.BbPkPP9eFORRD4sfieMtwWH7aE64S1-l1BkFFTm7xhI5tMiix9fYkYMgLddT', 'dD2yUOlccCuBQJLEeoSygeY1uAZy3TFI_W0Z4KGSR1w', 'owner', 0);
+INSERT OR IGNORE INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES ('e2e-member', 'e2e-artist', 'k1.uZzoWYu8MXmA1VN7c0zbNvItL4WLbPkJzBsKXKm1UC1BOrl63Wj0oj8sqeBWtA', 'MLZEYAw0-5S8AcDB_BXOgsKpwkKSYsn0d4-DHb9nRGM', 'member', 0);
+INSERT OR IGNORE INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES ('e2e-other-owner', 'e2e-other-artist', 'k1.eldtWJ0kmtF1I_WpSVve_dznfLnbBlJGgkPtXh7jeFhOrgoBnNkN0AyUrNdRLEg', 'jjwz8KQE3WTsOPoaU2hFpqfxi4LcfGYprIzVLx4HR88', 'owner', 0);
+
+-- The second artist's own capture page, so the tenancy cases have real
+-- fans on both sides.
+INSERT OR IGNORE INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
+VALUES ('e2e-other-page', 'e2e-other-artist', 'e2e-other', 'Other list', 'Email me news from Other E2E Artist.', 'v1', 0, 0, 0);

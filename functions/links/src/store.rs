@@ -254,12 +254,21 @@ pub async fn artist_for_token(env: &impl Env, token_hash: &str) -> Result<Option
     let rows = env
         .db()
         .query(
-            "SELECT t.artist_id, a.name FROM api_tokens t JOIN artists a ON a.id = t.artist_id \
+            "SELECT t.artist_id, a.name, t.id FROM api_tokens t JOIN artists a ON a.id = t.artist_id \
              WHERE t.token_hash = ?1 AND t.revoked_at IS NULL",
             &[Param::Text(token_hash)],
         )
         .await?;
-    Ok(rows.first().and_then(|r| Some(Artist { id: r.text(0)?.to_owned(), name: r.text(1).unwrap_or("").to_owned() })))
+    let Some(row) = rows.first() else { return Ok(None) };
+    // "Last used" in the dashboard; minute resolution spares a write per call.
+    env.db()
+        .execute(
+            "INSERT INTO api_token_use (token_id, last_used_at) VALUES (?1, ?2) \
+             ON CONFLICT (token_id) DO UPDATE SET last_used_at = excluded.last_used_at WHERE excluded.last_used_at >= api_token_use.last_used_at + 60000",
+            &[Param::Text(row.text(2).unwrap_or("")), Param::Int(env.now_ms())],
+        )
+        .await?;
+    Ok(row.text(0).map(|id| Artist { id: id.to_owned(), name: row.text(1).unwrap_or("").to_owned() }))
 }
 
 /// A link as the API shows it.

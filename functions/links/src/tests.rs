@@ -835,6 +835,9 @@ impl shared::Env for Later {
     async fn fetch(&self, req: shared::Request) -> Result<Response, shared::Error> {
         self.env.fetch(req).await
     }
+    fn fetch_later(&self, req: shared::Request) {
+        self.env.fetch_later(req)
+    }
     fn defer(&self, work: impl std::future::Future<Output = ()> + 'static) {
         self.env.defer(work)
     }

@@ -63,7 +63,7 @@ async fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i6
         l = escape(&link),
         u = escape(&unsubscribe.url)
     );
-    mail::send(env, &Message { to, subject: &subject, text: &text, html: &body, unsubscribe: &unsubscribe }).await
+    mail::send(env, &Message { to, subject: &subject, text: &text, html: &body, unsubscribe: Some(&unsubscribe) }).await
 }
 
 /// What the token and the database say about a confirmation link.

@@ -74,9 +74,10 @@ export function head(r, names, buf) {
   const m = r.method;
   const h = r.headers;
   let s = m + "\n" + r.url + "\n" + (h.get("cf-ipcountry") ?? "");
-  // The last name is content-type, which describes a body: GET and HEAD
-  // have none (and `get` is a call into the runtime).
-  const n = m === "GET" || m === "HEAD" ? names.length - 1 : names.length;
+  // The last three names (content-type, origin, sec-fetch-site) matter
+  // only to requests with a body: GET and HEAD skip them (each `get` is a
+  // call into the runtime). See httpx::BODY_ONLY_HEADERS.
+  const n = m === "GET" || m === "HEAD" ? names.length - 3 : names.length;
   for (let i = 0; i < n; i++) {
     const v = h.get(names[i]);
     if (v !== null) s += "\n" + names[i] + ":" + v;
@@ -143,17 +144,19 @@ extern "C" {
     fn js_fail() -> web_sys::Response;
 }
 
+// `head` skips the last three names for GET and HEAD.
+const _: () = assert!(httpx::BODY_ONLY_HEADERS == 3);
+
 /// The client address Cloudflare sets.
 const CLIENT_IP: &str = "cf-connecting-ip";
 
 thread_local! {
     /// The request headers to read, as a JS array made once per isolate,
-    /// content-type last (see `head`). Not `host`: the URL carries it (see
-    /// [`parse_head`]), and every `get` is a call into the runtime.
+    /// the body-only ones last (see `head`). Not `host`: the URL carries it
+    /// (see [`parse_head`]), and every `get` is a call into the runtime.
     static HEADER_NAMES: JsValue = httpx::REQUEST_HEADERS
         .iter()
-        .filter(|n| !matches!(**n, "host" | "content-type"))
-        .chain(["content-type"].iter())
+        .filter(|n| **n != "host")
         .map(|n| JsValue::from_str(n))
         .collect::<Array>()
         .into();
@@ -540,24 +543,16 @@ impl Env for Platform {
         None
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
-        let (parts, body) = req.into_parts();
-        let headers = worker::Headers::new();
-        for (name, value) in &parts.headers {
-            headers.append(name.as_str(), value.to_str().unwrap_or("")).map_err(|e| err("fetch header", e))?;
-        }
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::from(parts.method.as_str().to_owned())).with_headers(headers);
-        if !body.is_empty() {
-            init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
-        }
-        let out = worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| err("fetch", e))?;
-        let mut res = worker::Fetch::Request(out).send().await.map_err(|e| err("fetch", e))?;
-        let mut builder = http::Response::builder().status(res.status_code());
-        for (name, value) in res.headers().entries() {
-            builder = builder.header(name, value);
-        }
-        let bytes = res.bytes().await.map_err(|e| err("fetch body", e))?;
-        builder.body(bytes).map_err(|e| err("fetch response", e))
+        send(req).await
+    }
+    fn fetch_later(&self, req: Request) {
+        self.ctx.wait_until(async move {
+            match send(req).await {
+                Ok(res) if res.status().is_success() => {}
+                Ok(res) => worker::console_error!("deferred fetch: answered {}", res.status()),
+                Err(e) => worker::console_error!("deferred fetch: {e}"),
+            }
+        });
     }
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         self.ctx.wait_until(work);
@@ -585,4 +580,26 @@ impl Env for Platform {
     fn log_error(&self, msg: &str) {
         worker::console_error!("{msg}");
     }
+}
+
+/// Outbound HTTP through the runtime's `fetch`.
+async fn send(req: Request) -> Result<Response, Error> {
+    let (parts, body) = req.into_parts();
+    let headers = worker::Headers::new();
+    for (name, value) in &parts.headers {
+        headers.append(name.as_str(), value.to_str().unwrap_or("")).map_err(|e| err("fetch header", e))?;
+    }
+    let mut init = worker::RequestInit::new();
+    init.with_method(worker::Method::from(parts.method.as_str().to_owned())).with_headers(headers);
+    if !body.is_empty() {
+        init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
+    }
+    let out = worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| err("fetch", e))?;
+    let mut res = worker::Fetch::Request(out).send().await.map_err(|e| err("fetch", e))?;
+    let mut builder = http::Response::builder().status(res.status_code());
+    for (name, value) in res.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let bytes = res.bytes().await.map_err(|e| err("fetch body", e))?;
+    builder.body(bytes).map_err(|e| err("fetch response", e))
 }

@@ -24,6 +24,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init.sql", include_str!("../../../schema/0001_init.sql")),
     ("0002_links.sql", include_str!("../../../schema/0002_links.sql")),
     ("0003_mail.sql", include_str!("../../../schema/0003_mail.sql")),
+    ("0004_dashboard.sql", include_str!("../../../schema/0004_dashboard.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -233,6 +234,13 @@ impl Env for NativeEnv {
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         http1_fetch(req)
+    }
+    fn fetch_later(&self, req: Request) {
+        match http1_fetch(req) {
+            Ok(res) if res.status().is_success() => {}
+            Ok(res) => self.log_error(&format!("deferred fetch: answered {}", res.status())),
+            Err(e) => self.log_error(&format!("deferred fetch: {e}")),
+        }
     }
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         block_on(work)

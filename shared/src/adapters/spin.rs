@@ -255,18 +255,16 @@ impl Env for Platform {
         Some(("IP Geolocation by DB-IP", "https://db-ip.com"))
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
-        let (parts, body) = req.into_parts();
-        let mut out = spin_sdk::http::Request::builder();
-        out.method(spin_method(&parts.method)).uri(parts.uri.to_string()).body(body);
-        for (name, value) in &parts.headers {
-            out.header(name.as_str(), value.to_str().unwrap_or(""));
-        }
-        let res: spin_sdk::http::Response = spin_sdk::http::send(out.build()).await.map_err(|e| err("fetch", e))?;
-        let mut builder = http::Response::builder().status(*res.status());
-        for (name, value) in res.headers() {
-            builder = builder.header(name, value.as_bytes());
-        }
-        builder.body(res.into_body()).map_err(|e| err("fetch response", e))
+        send(req).await
+    }
+    fn fetch_later(&self, req: Request) {
+        self.defer(async move {
+            match send(req).await {
+                Ok(res) if res.status().is_success() => {}
+                Ok(res) => eprintln!("deferred fetch: answered {}", res.status()),
+                Err(e) => eprintln!("deferred fetch: {e}"),
+            }
+        });
     }
     fn defer(&self, work: impl Future<Output = ()> + 'static) {
         self.deferred.borrow_mut().push(Box::pin(work));
@@ -303,4 +301,20 @@ fn spin_method(m: &http::Method) -> spin_sdk::http::Method {
         http::Method::OPTIONS => M::Options,
         _ => M::Other(m.as_str().to_owned()),
     }
+}
+
+/// Outbound HTTP through wasi-http.
+async fn send(req: Request) -> Result<Response, Error> {
+    let (parts, body) = req.into_parts();
+    let mut out = spin_sdk::http::Request::builder();
+    out.method(spin_method(&parts.method)).uri(parts.uri.to_string()).body(body);
+    for (name, value) in &parts.headers {
+        out.header(name.as_str(), value.to_str().unwrap_or(""));
+    }
+    let res: spin_sdk::http::Response = spin_sdk::http::send(out.build()).await.map_err(|e| err("fetch", e))?;
+    let mut builder = http::Response::builder().status(*res.status());
+    for (name, value) in res.headers() {
+        builder = builder.header(name, value.as_bytes());
+    }
+    builder.body(res.into_body()).map_err(|e| err("fetch response", e))
 }

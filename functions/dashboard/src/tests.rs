@@ -1,0 +1,449 @@
+//! Native tests of the dashboard against the real SQLite engine, with the
+//! clock moved by the test (never by a request) and a recording mail
+//! server standing in for the provider.
+
+use shared::adapters::native::recorder::Recorder;
+use shared::adapters::native::{block_on, NativeEnv};
+use shared::http::{Method, Request as HttpRequest};
+use shared::{Env, Request, Response};
+
+const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
+
+struct World {
+    env: NativeEnv,
+    mail: Recorder,
+}
+
+fn keys() -> shared::crypto::Keys {
+    shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap()
+}
+
+fn enc(context: &str, value: &str) -> String {
+    keys().encrypt([9; 12], value.as_bytes(), context.as_bytes()).unwrap()
+}
+
+fn user_index(email: &str) -> String {
+    keys().blind_index("users", email)
+}
+
+fn world() -> World {
+    let mail = Recorder::start().unwrap();
+    let mut env = NativeEnv::memory().unwrap();
+    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
+    env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Stagedoor <a@example.com>");
+    env.set_var("email_api_base", &mail.url);
+    env.client.ip = Some("203.0.113.7".parse().unwrap());
+    let conn = env.db.conn();
+    conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();
+    for (id, artist, email, role) in [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")] {
+        conn.execute(
+            "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+            [id, artist, &enc(&format!("user.email:{artist}"), email), &user_index(email), role],
+        )
+        .unwrap();
+    }
+    conn.execute_batch(
+        "INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
+           VALUES ('p1', 'a1', 'tour', 'Tour news', 'Send me tour news.', 'v1', 0, 0, 0),
+                  ('p2', 'a2', 'other', 'Other', 'Other news.', 'v1', 0, 0, 0);
+         INSERT INTO links (id, artist_id, slug, definition, created_at, updated_at) VALUES
+           ('l1', 'a1', 'night', '{\"title\":\"Night\",\"targets\":[{\"platform\":\"spotify\",\"url\":\"https://open.spotify.com/x\"}]}', 0, 0);
+         INSERT INTO api_tokens (id, artist_id, token_hash, label, created_at) VALUES ('t1', 'a1', 'h1', 'nova-release-bot', 0);",
+    )
+    .unwrap();
+    // Fans of both artists; a1's include a formula-looking address.
+    let fans = [("f1", "a1", "=sum(a1)@example.com", "subscribed", "SE", "Linköping"), ("f2", "a1", "b@example.com", "unsubscribed", "US", "Austin"), ("f3", "a2", "secret@other.example", "subscribed", "DE", "Berlin")];
+    for (i, (id, artist, email, status, country, city)) in fans.iter().enumerate() {
+        let page = if *artist == "a1" { "p1" } else { "p2" };
+        conn.execute(
+            "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, country, city, source_page_id, consent_version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'v1', ?9, ?9)",
+            // INTEGER affinity stores the numeric text as a number.
+            [*id, *artist, &enc(&format!("fan.email:{artist}"), email), &keys().blind_index(artist, email), *status, *country, *city, page, &(1_767_225_600_000i64 + i as i64 * 1000).to_string()],
+        )
+        .unwrap();
+        conn.execute("INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) VALUES (?1, ?2, ?3, 'subscribe', ?4, 'v1', 'abc', 'single', 0)", [&format!("e{id}"), *id, *artist, page]).unwrap();
+    }
+    drop(conn);
+    World { env, mail }
+}
+
+
+/// A browser: keeps cookies, sends same-origin headers on POST.
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser { cookies: Vec::new() }
+    }
+
+    fn send(&mut self, env: &NativeEnv, method: Method, uri: &str, form: Option<&str>) -> Response {
+        let mut b = HttpRequest::builder().method(method.clone()).uri(uri).header("host", "fans.example");
+        if !self.cookies.is_empty() {
+            b = b.header("cookie", self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
+        }
+        if method == Method::POST {
+            b = b.header("content-type", "application/x-www-form-urlencoded").header("origin", "https://fans.example").header("sec-fetch-site", "same-origin");
+        }
+        let req: Request = b.body(form.unwrap_or("").as_bytes().to_vec()).unwrap();
+        let res = block_on(crate::handle(req, env));
+        for v in res.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            let (kv, attrs) = v.split_once(';').unwrap_or((v, ""));
+            let (k, val) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !attrs.contains("Max-Age=0") {
+                self.cookies.push((k.to_owned(), val.to_owned()));
+            }
+        }
+        res
+    }
+
+    fn get(&mut self, env: &NativeEnv, uri: &str) -> Response {
+        self.send(env, Method::GET, uri, None)
+    }
+
+    fn post(&mut self, env: &NativeEnv, uri: &str, form: &str) -> Response {
+        self.send(env, Method::POST, uri, Some(form))
+    }
+
+    /// Signs in through the emailed link, as a person would.
+    fn sign_in(&mut self, w: &World, email: &str) -> Response {
+        let page = text(&self.get(&w.env, "/app/sign-in"));
+        let csrf = hidden(&page, "csrf");
+        let res = self.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email={}", email.replace('@', "%40")));
+        assert_eq!(res.status(), 200, "{}", text(&res));
+        let link = last_link(&w.mail, email).expect("a sign-in mail");
+        self.open_link(&w.env, &link)
+    }
+
+    fn open_link(&mut self, env: &NativeEnv, link: &str) -> Response {
+        let path = link.strip_prefix("https://fans.example").unwrap();
+        let page = text(&self.get(env, path));
+        let (csrf, t) = (hidden(&page, "csrf"), hidden(&page, "t"));
+        self.post(env, "/app/sign-in/verify", &format!("csrf={csrf}&t={t}"))
+    }
+
+    fn csrf(&mut self, env: &NativeEnv) -> String {
+        hidden(&text(&self.get(env, "/app/account")), "csrf")
+    }
+}
+
+fn text(res: &Response) -> String {
+    String::from_utf8_lossy(res.body()).into_owned()
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_owned()
+}
+
+fn last_link(mail: &Recorder, to: &str) -> Option<String> {
+    mail.requests().iter().rev().find_map(|r| {
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        (v["to"][0] == to).then(|| v["text"].as_str().and_then(|t| t.split_whitespace().find(|w| w.contains("/app/sign-in/verify"))).map(str::to_owned)).flatten()
+    })
+}
+
+fn location(res: &Response) -> &str {
+    res.headers().get("location").map(|v| v.to_str().unwrap()).unwrap_or("")
+}
+
+#[test]
+fn sign_in_by_link_once_in_the_same_browser() {
+    let w = world();
+    let mut b = Browser::new();
+    assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in");
+    let res = b.sign_in(&w, "owner@nova.example");
+    assert_eq!(res.status(), 303);
+    assert_eq!(location(&res), "/app/fans");
+    let cookie = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("__Host-sd_session=")).unwrap();
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let fans = b.get(&w.env, "/app/fans");
+    assert_eq!(fans.status(), 200);
+    assert_eq!(fans.headers()["cache-control"], "no-store");
+    assert!(fans.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert!(text(&fans).contains("=sum(a1)@example.com"), "own fans listed");
+    // The same link again, in the same browser: used up.
+    let link = last_link(&w.mail, "owner@nova.example").unwrap();
+    assert_eq!(b.open_link(&w.env, &link).status(), 410);
+    // Only the session's hash is stored.
+    let id = b.cookies.iter().find(|(k, _)| k == "__Host-sd_session").unwrap().1.clone();
+    let stored: i64 = w.env.db.conn().query_row("SELECT count(*) FROM sessions WHERE id_hash = ?1", [shared::crypto::sha256_hex(id.as_bytes())], |r| r.get(0)).unwrap();
+    let raw: i64 = w.env.db.conn().query_row("SELECT count(*) FROM sessions WHERE id_hash = ?1", [&id], |r| r.get(0)).unwrap();
+    assert_eq!((stored, raw), (1, 0));
+}
+
+#[test]
+fn link_refused_in_another_browser_and_after_ten_minutes() {
+    let w = world();
+    let mut asker = Browser::new();
+    let page = text(&asker.get(&w.env, "/app/sign-in"));
+    asker.post(&w.env, "/app/sign-in", &format!("csrf={}&email=owner%40nova.example", hidden(&page, "csrf")));
+    let link = last_link(&w.mail, "owner@nova.example").unwrap();
+    let mut other = Browser::new();
+    let res = other.open_link(&w.env, &link);
+    assert_eq!(res.status(), 403);
+    assert!(text(&res).contains("different browser"));
+    w.env.advance_secs(10 * 60 + 1);
+    assert_eq!(asker.open_link(&w.env, &link).status(), 410, "expired after 10 minutes");
+}
+
+#[test]
+fn unknown_address_gets_the_same_answer_and_no_mail() {
+    let w = world();
+    let mut b = Browser::new();
+    let csrf = hidden(&text(&b.get(&w.env, "/app/sign-in")), "csrf");
+    let known = text(&b.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email=owner%40nova.example")));
+    let unknown = text(&b.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email=nobody%40nova.example")));
+    assert_eq!(known.replace("owner@nova.example", "X"), unknown.replace("nobody@nova.example", "X"));
+    assert_eq!(w.mail.requests().len(), 1, "mail only for the account");
+    let rows: i64 = w.env.db.conn().query_row("SELECT count(*) FROM sign_in_links", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 2, "a row either way, so both cost the same");
+}
+
+#[test]
+fn sign_in_requests_are_limited_per_address_and_per_client() {
+    let w = world();
+    let mut b = Browser::new();
+    let csrf = hidden(&text(&b.get(&w.env, "/app/sign-in")), "csrf");
+    let statuses: Vec<u16> = (0..6).map(|_| b.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email=nobody%40nova.example")).status().as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+    let statuses: Vec<u16> = (0..20).map(|i| b.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email=x{i}%40nova.example")).status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 5, "20 per client per window: {statuses:?}");
+}
+
+#[test]
+fn sessions_end_when_idle_or_too_old_and_on_sign_out() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    w.env.advance_secs(29 * 60);
+    assert_eq!(b.get(&w.env, "/app/fans").status(), 200, "29 idle minutes are fine");
+    w.env.advance_secs(30 * 60);
+    assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in?ended=1", "30 idle minutes end it");
+
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    for _ in 0..(12 * 3) {
+        assert_eq!(b.get(&w.env, "/app/fans").status(), 200);
+        w.env.advance_secs(20 * 60);
+    }
+    assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in?ended=1", "12 hours at most, however active");
+
+    let mut one = Browser::new();
+    let mut two = Browser::new();
+    one.sign_in(&w, "owner@nova.example");
+    two.sign_in(&w, "owner@nova.example");
+    let csrf = one.csrf(&w.env);
+    assert_eq!(location(&one.post(&w.env, "/app/sign-out-everywhere", &format!("csrf={csrf}"))), "/app/sign-in");
+    assert_eq!(location(&two.get(&w.env, "/app/fans")), "/app/sign-in", "other browsers are signed out too");
+}
+
+#[test]
+fn csrf_refusals_change_nothing() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let status = |w: &World| -> String { w.env.db.conn().query_row("SELECT status FROM fans WHERE id = 'f1'", [], |r| r.get(0)).unwrap() };
+    assert_eq!(b.post(&w.env, "/app/fans/f1/unsubscribe", "").status(), 403, "no token");
+    assert_eq!(b.post(&w.env, "/app/fans/f1/unsubscribe", "csrf=wrong").status(), 403, "wrong token");
+    // The right token from another site.
+    let cookie = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    for (h, v) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let req: Request = HttpRequest::post("/app/fans/f1/unsubscribe")
+            .header("host", "fans.example")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(h, v)
+            .body(format!("csrf={csrf}").into_bytes())
+            .unwrap();
+        let res = block_on(crate::handle(req, &w.env));
+        assert_eq!(res.status(), 403, "{h}: {v}");
+        assert!(text(&res).contains("nothing was changed"));
+    }
+    assert_eq!(status(&w), "subscribed");
+    assert_eq!(b.post(&w.env, "/app/fans/f1/unsubscribe", &format!("csrf={csrf}")).status(), 303);
+    assert_eq!(status(&w), "unsubscribed");
+    let method: String = w.env.db.conn().query_row("SELECT method FROM consent_events WHERE fan_id = 'f1' AND kind = 'unsubscribe'", [], |r| r.get(0)).unwrap();
+    assert_eq!(method, "artist", "recorded as done by the artist");
+}
+
+#[test]
+fn another_artist_sees_404_and_nothing_in_lists() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@other.example");
+    let csrf = b.csrf(&w.env);
+    for path in ["/app/fans/f1", "/app/pages/p1", "/app/links/night", "/api/v1/app/fans/f1"] {
+        assert_eq!(b.get(&w.env, path).status(), 404, "{path}");
+    }
+    for path in ["/app/tokens/t1/revoke", "/app/team/u1/remove", "/app/team/u2/remove", "/app/fans/f1/unsubscribe"] {
+        assert_eq!(b.post(&w.env, path, &format!("csrf={csrf}")).status(), 404, "{path}");
+    }
+    let revoked: Option<i64> = w.env.db.conn().query_row("SELECT revoked_at FROM api_tokens WHERE id = 't1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(revoked, None);
+    let users: i64 = w.env.db.conn().query_row("SELECT count(*) FROM users WHERE artist_id = 'a1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(users, 2);
+    let search = text(&b.get(&w.env, "/app/fans?email=b%40example.com"));
+    assert!(search.contains("No fans match") && !search.contains("/app/fans/f2"), "search finds only own fans");
+    for path in ["/app/fans", "/app/fans.csv", "/api/v1/app/fans", "/app/pages", "/app/links", "/app/team", "/app/tokens"] {
+        let body = text(&b.get(&w.env, path));
+        for theirs in ["sum(a1)", "b@example.com\"", "Linköping", "tour", "night", "owner@nova.example", "nova-release-bot"] {
+            assert!(!body.contains(theirs), "{path} shows {theirs}");
+        }
+    }
+    assert!(text(&b.get(&w.env, "/app/fans.csv")).contains("secret@other.example"), "own fans exported");
+}
+
+#[test]
+fn fans_filters_search_and_csv() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "member@nova.example");
+    let list = |b: &mut Browser, q: &str| text(&b.get(&w.env, &format!("/app/fans{q}")));
+    assert!(list(&mut b, "?status=subscribed").contains("sum(a1)") && !list(&mut b, "?status=subscribed").contains("b@example.com"));
+    assert!(list(&mut b, "?country=us").contains("b@example.com") && !list(&mut b, "?country=us").contains("sum(a1)"));
+    assert!(list(&mut b, "?email=B%40Example.com").contains("b@example.com"), "exact search through the blind index");
+    assert!(!list(&mut b, "?email=b%40example.co").contains("b@example.com"));
+    assert!(list(&mut b, "?from=2026-01-01&to=2026-01-01").contains("b@example.com"));
+    assert!(!list(&mut b, "?from=2026-01-02").contains("b@example.com"));
+    let bad = b.get(&w.env, "/app/fans?country=Sweden&from=yesterday");
+    assert_eq!(bad.status(), 422);
+    assert!(text(&bad).contains("two-letter") && text(&bad).contains("YYYY-MM-DD") && text(&bad).contains("value=\"SWEDEN\""));
+    let csv = b.get(&w.env, "/app/fans.csv?status=subscribed");
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(csv.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"fans-"));
+    let body = text(&csv);
+    let mut lines = body.lines();
+    assert_eq!(lines.next(), Some("email,status,country,region,city,source_page,signed_up_at,consent_version,subscribed_at,confirmed_at,unsubscribed_at"));
+    assert_eq!(lines.next(), Some("'=sum(a1)@example.com,subscribed,SE,,Linköping,tour,2026-01-01T00:00:00Z,v1,,,"));
+    assert_eq!(lines.next(), None);
+    // A member can't act for fans or manage tokens.
+    let csrf = b.csrf(&w.env);
+    assert_eq!(b.post(&w.env, "/app/fans/f1/unsubscribe", &format!("csrf={csrf}")).status(), 403);
+    assert_eq!(b.get(&w.env, "/app/tokens").status(), 403);
+}
+
+#[test]
+fn fans_list_pages_by_keyset() {
+    let w = world();
+    {
+        let conn = w.env.db.conn();
+        for i in 0..120 {
+            let email = format!("fan{i}@example.com");
+            conn.execute(
+                "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, consent_version, created_at, updated_at) VALUES (?1, 'a1', ?2, ?3, 'subscribed', 'v1', 1767225700000, 0)",
+                [&format!("x{i:03}"), &enc("fan.email:a1", &email), &keys().blind_index("a1", &email)],
+            )
+            .unwrap();
+        }
+    }
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let mut seen = std::collections::HashSet::new();
+    let mut next = Some("/app/fans".to_owned());
+    while let Some(url) = next.take() {
+        let page = text(&b.get(&w.env, &url.replace("&amp;", "&")));
+        for part in page.split("href=\"/app/fans/").skip(1) {
+            assert!(seen.insert(part[..part.find('"').unwrap()].to_owned()), "a fan listed twice");
+        }
+        next = page.split("rel=\"next\"").next().and_then(|p| p.rfind("<a href=\"").map(|i| p[i + 9..].split('"').next().unwrap().to_owned())).filter(|_| page.contains("rel=\"next\""));
+    }
+    assert_eq!(seen.len(), 122);
+}
+
+#[test]
+fn totp_enrol_sign_in_reuse_and_recovery() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let page = text(&b.post(&w.env, "/app/account/totp/start", &format!("csrf={csrf}")));
+    assert!(page.contains("<svg") && page.contains("otpauth://totp/"));
+    let secret_b32 = page.split("<p class=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let secret = shared::auth::totp::base32_decode(&secret_b32).unwrap();
+    let step = |env: &NativeEnv| env.now_ms() / 1000 / 30;
+    let code = |env: &NativeEnv| format!("{:06}", shared::auth::totp::code_at(&secret, step(env)));
+    assert_eq!(b.post(&w.env, "/app/account/totp/confirm", &format!("csrf={csrf}&code=000000")).status(), 422);
+    let done = b.post(&w.env, "/app/account/totp/confirm", &format!("csrf={csrf}&code={}", code(&w.env)));
+    assert_eq!(done.status(), 200);
+    let codes: Vec<String> = text(&done).split("<li>").skip(1).map(|s| s.split('<').next().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 10);
+    let stored: String = w.env.db.conn().query_row("SELECT totp_enc FROM users WHERE id = 'u1'", [], |r| r.get(0)).unwrap();
+    assert!(!stored.contains(&secret_b32), "secret encrypted at rest");
+
+    // A new sign-in asks for the code; the code just used is refused.
+    w.env.advance_secs(1);
+    let mut b = Browser::new();
+    assert_eq!(location(&b.sign_in(&w, "owner@nova.example")), "/app/fans");
+    assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in/code");
+    assert_eq!(b.get(&w.env, "/api/v1/app/fans").status(), 401);
+    let csrf = hidden(&text(&b.get(&w.env, "/app/sign-in/code")), "csrf");
+    assert_eq!(b.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", code(&w.env))).status(), 422, "each code works once");
+    w.env.advance_secs(30);
+    let res = b.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", code(&w.env)));
+    assert_eq!(location(&res), "/app/fans");
+    assert_eq!(b.get(&w.env, "/app/fans").status(), 200);
+
+    // Recovery codes work once each.
+    let mut c = Browser::new();
+    c.sign_in(&w, "owner@nova.example");
+    let csrf = hidden(&text(&c.get(&w.env, "/app/sign-in/code")), "csrf");
+    assert_eq!(location(&c.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0].to_uppercase()))), "/app/fans");
+    let mut d = Browser::new();
+    d.sign_in(&w, "owner@nova.example");
+    let csrf = hidden(&text(&d.get(&w.env, "/app/sign-in/code")), "csrf");
+    assert_eq!(d.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0])).status(), 422);
+    // Five wrong codes (the used recovery code was the first) end the session.
+    for _ in 0..3 {
+        assert_eq!(d.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code=123456")).status(), 422);
+    }
+    assert_eq!(location(&d.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code=123456"))), "/app/sign-in?ended=1");
+}
+
+#[test]
+fn owner_can_require_a_second_factor() {
+    let w = world();
+    let mut owner = Browser::new();
+    owner.sign_in(&w, "owner@nova.example");
+    let mut member = Browser::new();
+    member.sign_in(&w, "member@nova.example");
+    let csrf = owner.csrf(&w.env);
+    assert_eq!(owner.post(&w.env, "/app/team/require-second-factor", &format!("csrf={csrf}&require=1")).status(), 303);
+    assert_eq!(location(&member.get(&w.env, "/app/fans")), "/app/account", "members without one must enrol first");
+    assert_eq!(member.get(&w.env, "/api/v1/app/fans").status(), 401);
+    let mcsrf = member.csrf(&w.env);
+    assert_eq!(member.post(&w.env, "/app/team/require-second-factor", &format!("csrf={mcsrf}&require=0")).status(), 303, "redirected to enrol, nothing changed");
+    let required: i64 = w.env.db.conn().query_row("SELECT require_totp FROM artist_settings WHERE artist_id = 'a1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(required, 1);
+}
+
+#[test]
+fn tokens_are_shown_once_and_revocable() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    assert_eq!(b.post(&w.env, "/app/tokens", &format!("csrf={csrf}&label=")).status(), 422);
+    let res = b.post(&w.env, "/app/tokens", &format!("csrf={csrf}&label=CI+script"));
+    assert_eq!(res.status(), 201);
+    let token = text(&res).split("<p class=\"secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    assert!(token.starts_with("sd_"));
+    let hash: String = w.env.db.conn().query_row("SELECT token_hash FROM api_tokens WHERE label = 'CI script'", [], |r| r.get(0)).unwrap();
+    assert_eq!(hash, shared::crypto::sha256_hex(token.as_bytes()));
+    assert!(!text(&b.get(&w.env, "/app/tokens")).contains(&token), "shown once");
+    assert_eq!(b.post(&w.env, "/app/tokens/t1/revoke", &format!("csrf={csrf}")).status(), 303);
+}
+
+#[test]
+fn stylesheet_path_carries_its_hash() {
+    let hash = shared::crypto::sha256_hex(crate::view::CSS.as_bytes());
+    assert_eq!(crate::view::CSS_PATH, format!("/app/assets/app-{}.css", &hash[..8]), "update CSS_PATH after editing CSS");
+}
