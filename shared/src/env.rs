@@ -89,7 +89,7 @@ pub trait Env {
     fn fetch_later(&self, req: crate::Request);
 
     /// Work to finish after the response is sent (Workers `waitUntil`;
-    /// on Spin and natively it runs before the handler returns).
+    /// on Spin after the response is sent; natively before the handler returns).
     fn defer(&self, work: impl Future<Output = ()> + 'static);
 
     /// Writes to run after the response is sent, for work nobody waits for

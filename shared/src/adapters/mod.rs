@@ -39,14 +39,16 @@ macro_rules! export {
 #[macro_export]
 macro_rules! export {
     ($handler:path) => {
+        // The response goes out through the outparam before deferred work
+        // runs: wasi-http lets the component keep running after it.
         #[::spin_sdk::http_component]
-        async fn stagedoor_handle(req: ::spin_sdk::http::IncomingRequest) -> $crate::Response {
+        async fn stagedoor_handle(req: ::spin_sdk::http::IncomingRequest, out: ::spin_sdk::http::ResponseOutparam) {
             match $crate::adapters::spin::Platform::prepare(req).await {
                 ::std::result::Result::Ok((req, platform)) => {
                     let res = $handler(req, &platform).await;
-                    platform.finish(res).await
+                    platform.finish(res, out).await
                 }
-                ::std::result::Result::Err(res) => res,
+                ::std::result::Result::Err(res) => $crate::adapters::spin::respond(res, out).await,
             }
         }
     };

@@ -3,8 +3,9 @@
 //! `spin-client-addr` header for the client address, and an MMDB file
 //! mounted into the component for location.
 //!
-//! Spin has no `waitUntil`: deferred work runs after the handler, before
-//! the response is handed back.
+//! Spin has no `waitUntil`, but wasi-http lets a component answer through
+//! its response outparam and keep running: deferred work (counters, mail)
+//! runs after the response is sent.
 
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
@@ -84,13 +85,15 @@ impl Platform {
         Ok((request, platform))
     }
 
-    /// Runs deferred work, then hands back the response.
-    pub async fn finish(self, res: Response) -> Response {
+    /// Sends the response, then runs the deferred work: the client is not
+    /// kept waiting for counters or mail (the host keeps the instance alive
+    /// until the handler returns).
+    pub async fn finish(self, res: Response, out: spin_sdk::http::ResponseOutparam) {
+        respond(res, out).await;
         let work = std::mem::take(&mut *self.deferred.borrow_mut());
         for w in work {
             w.await;
         }
-        res
     }
 
     fn geo_dbs(&self) -> &[mmdb::Mmdb<std::fs::File>] {
@@ -300,6 +303,20 @@ fn spin_method(m: &http::Method) -> spin_sdk::http::Method {
         http::Method::HEAD => M::Head,
         http::Method::OPTIONS => M::Options,
         _ => M::Other(m.as_str().to_owned()),
+    }
+}
+
+/// Hands `res` to the host through the response outparam.
+pub async fn respond(res: Response, out: spin_sdk::http::ResponseOutparam) {
+    let mut response = spin_sdk::http::IntoResponse::into_response(res);
+    let body = std::mem::take(response.body_mut());
+    match spin_sdk::http::OutgoingResponse::try_from(response) {
+        Ok(response) => {
+            if let Err(e) = out.set_with_body(response, body).await {
+                eprintln!("could not send the response: {e}");
+            }
+        }
+        Err(e) => eprintln!("could not convert the response: {e}"),
     }
 }
 
