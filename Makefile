@@ -34,7 +34,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin dev-link admin artist api-token test test-js test-native test-e2e bench bench-spin-baseline clean
+        dev dev-spin dev-link admin artist api-token test test-js test-native test-browser test-e2e bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -172,7 +172,9 @@ api-token: npm
 
 ## Tests -----------------------------------------------------------------------
 
-test: test-js test-native test-e2e
+# Cargo's summaries close the run (CI reads them): the browser suite runs
+# before the end-to-end one.
+test: test-js test-native test-browser test-e2e
 
 # The Workers entry module (tools/worker-shim.js).
 test-js:
@@ -180,6 +182,13 @@ test-js:
 
 test-native: geo-test-data
 	cargo test --workspace --exclude e2e --exclude spin-host --features shared/native
+
+# The dashboard in headless Chromium (Debian's, installed by
+# tools/chromium.sh; playwright-core drives it). Starts its own wrangler dev;
+# screenshots go to target/browser/screenshots/.
+test-browser: build-workers npm
+	@tools/chromium.sh
+	node --test tests/browser/
 
 # The e2e suite starts and stops wrangler dev and the Spin host itself.
 test-e2e: build-workers build-spin spin-host geo-test-data

@@ -259,7 +259,13 @@ fn no_plaintext_email_or_ip_stored(t: &Target) -> Result<(), String> {
     collect(&t.state, &mut files);
     ensure!(files.iter().any(|f| f == &t.db_path), "database file not under the state dir");
     for f in &files {
-        let bytes = std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            // A WAL or journal file can go away between listing and reading
+            // (SQLite removes it when the last connection closes).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", f.display())),
+        };
         let lower = bytes.to_ascii_lowercase();
         for needle in SCAN_FOR {
             ensure!(!contains(&lower, needle.as_bytes()), "{} contains {needle:?}", f.display());

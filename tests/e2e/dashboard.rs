@@ -358,7 +358,11 @@ fn cross_tenant(t: &Target) -> Result<(), String> {
     ensure!(revoked.is_none(), "B revoked A's token");
     let users: i64 = t.db()?.query_row("SELECT count(*) FROM users WHERE id = 'd-a-owner'", [], |r| r.get(0)).map_err(|e| e.to_string())?;
     ensure!(users == 1, "B removed A's user");
-    for path in ["/app/fans", "/app/fans.csv", "/api/v1/app/fans", "/app/pages", "/app/links", "/app/team", "/app/tokens", "/app/fans?email=tenant-a-fan%40example.com"] {
+    // Searching for A's fan finds nothing (the typed address is echoed in
+    // the search box, nowhere else).
+    let search = body(&b.get("/app/fans?email=tenant-a-fan%40example.com")?);
+    ensure!(search.contains("No fans match") && !search.contains(&format!("/app/fans/{a_fan}")), "B's search finds A's fan");
+    for path in ["/app/fans", "/app/fans.csv", "/api/v1/app/fans", "/app/pages", "/app/links", "/app/team", "/app/tokens"] {
         let page = body(&b.get(path)?);
         for theirs in ["tenant-a-fan@example.com</a>", "tenant-a-fan@example.com,", "\"tenant-a-fan@example.com\"", "/s/e2e<", "e2e-db-only", "tenant-a@e2e.example", "tenant-a-tool", "E2E list"] {
             ensure!(!page.contains(theirs), "B's {path} shows A's {theirs}");

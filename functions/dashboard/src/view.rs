@@ -62,6 +62,8 @@ fn head(title: &str) -> Markup {
         meta name="referrer" content="no-referrer";
         title { (title) " · Stagedoor" }
         link rel="stylesheet" href=(CSS_PATH);
+        // No icon: keeps the browser from asking for /favicon.ico.
+        link rel="icon" href="data:,";
     }
 }
 

@@ -46,6 +46,11 @@ impl Platform {
         let method = req.method().to_string();
         let uri = req.path_with_query().unwrap_or_else(|| "/".to_owned());
         let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
+        // wasi-http hands the Host header over as the authority, not as a
+        // header; functions read `host` (the CSRF origin check does).
+        if let Some(authority) = req.authority() {
+            builder = builder.header(http::header::HOST, authority);
+        }
         let mut declared = None;
         // Behind a reverse proxy (SpinKube ingress) spin-client-addr is the
         // proxy; the operator then names the header the proxy sets.
@@ -306,17 +311,25 @@ fn spin_method(m: &http::Method) -> spin_sdk::http::Method {
     }
 }
 
-/// Hands `res` to the host through the response outparam.
+/// Hands `res` to the host through the response outparam. Built from a
+/// header list, not spin-sdk's `Response`, whose header map would keep only
+/// one of two `Set-Cookie`s.
 pub async fn respond(res: Response, out: spin_sdk::http::ResponseOutparam) {
-    let mut response = spin_sdk::http::IntoResponse::into_response(res);
-    let body = std::mem::take(response.body_mut());
-    match spin_sdk::http::OutgoingResponse::try_from(response) {
-        Ok(response) => {
-            if let Err(e) = out.set_with_body(response, body).await {
-                eprintln!("could not send the response: {e}");
-            }
+    let (parts, body) = res.into_parts();
+    let entries: Vec<(String, Vec<u8>)> = parts.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let fields = match spin_sdk::http::Fields::from_list(&entries) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("could not convert the response headers: {e:?}");
+            spin_sdk::http::Fields::new()
         }
-        Err(e) => eprintln!("could not convert the response: {e}"),
+    };
+    let response = spin_sdk::http::OutgoingResponse::new(fields);
+    if response.set_status_code(parts.status.as_u16()).is_err() {
+        eprintln!("could not set status {}", parts.status);
+    }
+    if let Err(e) = out.set_with_body(response, body).await {
+        eprintln!("could not send the response: {e}");
     }
 }
 
