@@ -256,7 +256,7 @@ fn csrf_refusals_change_nothing() {
     assert_eq!(b.post(&w.env, "/app/fans/f1/unsubscribe", "csrf=wrong").status(), 403, "wrong token");
     // The right token from another site.
     let cookie = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-    for (h, v) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+    for (h, v) in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site"), ("sec-fetch-site", "same-site")] {
         let req: Request = HttpRequest::post("/app/fans/f1/unsubscribe")
             .header("host", "fans.example")
             .header("cookie", &cookie)

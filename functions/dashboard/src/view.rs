@@ -28,7 +28,7 @@ button.secondary{background:transparent;color:var(--accent);border:1px solid var
 .filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.25rem 1rem;align-items:end;padding:.75rem;border:1px solid var(--line);border-radius:.5rem;background:var(--card)}\
 .filters div{min-width:0}.actions{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}\
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;background:var(--card)}th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.85rem;color:var(--muted)}\
-td.email{word-break:break-all}.muted,small{color:var(--muted)}.err{color:var(--err);font-weight:600}.ok{color:var(--ok);font-weight:600}\
+td.email{overflow-wrap:anywhere}.muted,small{color:var(--muted)}.err{color:var(--err);font-weight:600}.ok{color:var(--ok);font-weight:600}\
 .status{display:inline-block;padding:0 .4rem;border:1px solid var(--line);border-radius:.3rem;font-size:.85rem}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{color:var(--muted)}dd{margin:0}\
 .codes{font:1.05rem/1.8 ui-monospace,monospace;columns:2}.secret{font-family:ui-monospace,monospace;word-break:break-all}\
@@ -37,7 +37,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{color:v
 
 /// The stylesheet's address carries a hash of its content, so it can be
 /// cached for a year and still change on the next deploy (pinned by a test).
-pub const CSS_PATH: &str = "/app/assets/app-77eb3a8a.css";
+pub const CSS_PATH: &str = "/app/assets/app-240de50b.css";
 
 /// Which section the navigation marks as current.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -204,16 +204,16 @@ pub fn csrf_token(keys: &Keys, purpose: &str, secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(keys.mac(&[b"csrf", purpose.as_bytes(), secret.as_bytes()]))
 }
 
-/// Whether a state-changing request comes from our own pages: browsers
-/// send `Sec-Fetch-Site` and/or `Origin`, and either must say same origin.
-/// Clients that send neither (scripts) carry no ambient cookies of a
-/// victim, and still need the token.
+/// Whether a state-changing request comes from our own pages. Browsers
+/// that send Fetch Metadata say so in `Sec-Fetch-Site`, which no page can
+/// forge, and which stays right behind proxies that rewrite the host (as
+/// `wrangler dev` does); older ones are judged by `Origin` against `Host`.
+/// Clients that send neither (scripts) carry no victim's cookies, and
+/// still need the token.
 pub fn same_origin(parts: &Parts) -> bool {
     let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
     if let Some(site) = header("sec-fetch-site") {
-        if site != "same-origin" {
-            return false;
-        }
+        return site == "same-origin";
     }
     match header("origin") {
         None => true,
