@@ -447,3 +447,27 @@ fn stylesheet_path_carries_its_hash() {
     let hash = shared::crypto::sha256_hex(crate::view::CSS.as_bytes());
     assert_eq!(crate::view::CSS_PATH, format!("/app/assets/app-{}.css", &hash[..8]), "update CSS_PATH after editing CSS");
 }
+
+#[test]
+fn owners_invite_and_remove_members_but_not_the_last_owner() {
+    let w = world();
+    let mut owner = Browser::new();
+    owner.sign_in(&w, "owner@nova.example");
+    let csrf = owner.csrf(&w.env);
+    let bad = owner.post(&w.env, "/app/team", &format!("csrf={csrf}&email=not-an-address&role=member"));
+    assert_eq!(bad.status(), 422);
+    assert!(text(&bad).contains("value=\"not-an-address\""), "what was typed is kept");
+    assert_eq!(location(&owner.post(&w.env, "/app/team", &format!("csrf={csrf}&email=new%40nova.example&role=member"))), "/app/team?done=invited");
+    assert!(w.mail.requests().iter().any(|r| String::from_utf8_lossy(&r.body).contains("new@nova.example")), "invitation mailed");
+    let taken = owner.post(&w.env, "/app/team", &format!("csrf={csrf}&email=owner%40other.example&role=member"));
+    assert_eq!(taken.status(), 409, "an address belongs to one workspace");
+    // The new member signs in, then is removed: their session ends.
+    let mut member = Browser::new();
+    assert_eq!(location(&member.sign_in(&w, "new@nova.example")), "/app/fans");
+    let id: String = w.env.db.conn().query_row("SELECT id FROM users WHERE artist_id = 'a1' AND role = 'member' AND created_at > 0", [], |r| r.get(0)).unwrap();
+    let mcsrf = member.csrf(&w.env);
+    assert_eq!(member.post(&w.env, &format!("/app/team/{id}/remove"), &format!("csrf={mcsrf}")).status(), 403, "members can't remove");
+    assert_eq!(location(&owner.post(&w.env, &format!("/app/team/{id}/remove"), &format!("csrf={csrf}"))), "/app/team?done=removed");
+    assert_eq!(location(&member.get(&w.env, "/app/fans")), "/app/sign-in");
+    assert_eq!(owner.post(&w.env, "/app/team/u1/remove", &format!("csrf={csrf}")).status(), 409, "not yourself, not the last owner");
+}
