@@ -25,6 +25,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 import urllib.parse
@@ -414,6 +415,136 @@ def measure(runtime, targets, seconds, repeats):
             t.fail("wrk could not measure it (see latest.json)")
 
 
+# --- one-shot requests ----------------------------------------------------------------------
+
+
+def descendant_named(pid, name):
+    """The first process below `pid` whose command name is `name`."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        children.setdefault(ppid, []).append((int(stat.parent.name), comm))
+    todo = [pid]
+    while todo:
+        for child, comm in children.get(todo.pop(0), []):
+            if comm == name:
+                return child
+            todo.append(child)
+    return None
+
+
+def rss_kb(pid):
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class RssPeak(threading.Thread):
+    """Samples a process's resident set every `every` seconds until stopped."""
+
+    def __init__(self, pid, every=0.02):
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.before = rss_kb(pid)
+        self.peak = self.before or 0
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.wait(self.every):
+            self.peak = max(self.peak, rss_kb(self.pid) or 0)
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        self.peak = max(self.peak, rss_kb(self.pid) or 0)
+        return self.peak
+
+
+def oneshots(runtime, config, targets):
+    """Requests too slow for wrk (the dashboard's CSV export of 100,000
+    fans), and a latency figure for their cheap sibling: each sent `repeat`
+    times, one after another, timed to the last byte, with the server
+    process's peak RSS sampled meanwhile. Runs once the runtime is up and
+    every target was checked."""
+    by_id = {t.id: t for t in targets if t.kind == "route"}
+    out = []
+    for spec in config.get("oneshots", []):
+        route = by_id.get(spec["route"])
+        res = {"id": spec["id"], "title": spec["title"], "route": spec["route"], "rows": spec.get("rows"),
+               "status": "ok", "note": "", "runs": []}
+        q = spec.get("queries")
+        if q:
+            batches = -(-(spec["rows"] + 1) // q["batch"]) if q.get("batch") else 0
+            res["queries"] = {"count": q["fixed"] + batches, "how": q["how"], "derived_from_code": True}
+        out.append(res)
+        if route is None or route.status != "ok":
+            res["status"] = "skipped" if route is None or route.status == "skipped" else "failed"
+            res["note"] = route.note if route else f"route {spec['route']} is not in routes.json"
+            continue
+        pid = runtime.server_pid()
+        method = route.method
+        path = spec.get("path", route.path)
+        headers = {**runtime.client_headers, **route.headers}
+        exp = spec.get("expect", {})
+        log(f"{runtime.name}: {spec['id']}: {spec.get('repeat', 3)} × {method} {path}")
+        for i in range(spec.get("repeat", 3)):
+            u = urllib.parse.urlsplit(route.base)
+            conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+            sampler = RssPeak(pid) if pid else None
+            if sampler:
+                sampler.start()
+            t0 = time.perf_counter()
+            try:
+                conn.request(method, path, headers=headers)
+                r = conn.getresponse()
+                body = r.read()
+                elapsed = time.perf_counter() - t0
+                status, ctype = r.status, r.getheader("content-type", "")
+            except (OSError, http.client.HTTPException) as e:
+                res["status"], res["note"] = "failed", f"{method} {path}: {e!r}"
+                break
+            finally:
+                conn.close()
+                peak = sampler.stop() if sampler else None
+            run = {"seconds": round(elapsed, 4), "bytes": len(body), "status": status, "content_type": ctype,
+                   "crlf_lines": body.count(b"\r\n")}
+            if sampler and sampler.before:
+                run.update(rss_before_mb=round(sampler.before / 1024, 1), rss_peak_mb=round(peak / 1024, 1),
+                           rss_delta_mb=round((peak - sampler.before) / 1024, 1))
+            res["runs"].append(run)
+            problem = None
+            if status != exp.get("status", 200):
+                problem = f"status {status}, expected {exp.get('status', 200)}: {body[:200]!r}"
+            elif "content_type" in exp and ctype != exp["content_type"]:
+                problem = f"Content-Type {ctype!r}, expected {exp['content_type']!r}"
+            elif "crlf_lines" in exp and run["crlf_lines"] != exp["crlf_lines"]:
+                problem = f"{run['crlf_lines']} CRLF lines, expected {exp['crlf_lines']}"
+            elif "body_contains" in exp and exp["body_contains"].encode() not in body:
+                problem = f"body lacks {exp['body_contains']!r}: {body[:200]!r}"
+            if problem:
+                res["status"], res["note"] = "failed", f"{method} {path} (request {i + 1}): {problem}"
+                log(f"{runtime.name}: {spec['id']}: {problem}")
+                break
+        ok = res["runs"] if res["status"] == "ok" else []
+        if ok:
+            res["median_s"] = round(statistics.median(r["seconds"] for r in ok), 4)
+            res["body_mb"] = round(statistics.median(r["bytes"] for r in ok) / 1e6, 2)
+            deltas = [r["rss_delta_mb"] for r in ok if "rss_delta_mb" in r]
+            if deltas:
+                res["rss_delta_mb_max"] = max(deltas)
+            res["rss_of"] = f"{'workerd' if runtime.name == 'workers' else 'spin-host'} (pid {pid})" if pid else None
+    return out
+
+
 # --- runtimes ----------------------------------------------------------------------------
 
 
@@ -484,10 +615,14 @@ class Workers:
         fresh_dir(self.dir)
         state = self.dir / "state"
         log("workers: applying migrations and seeds to a fresh local D1")
+        t0 = time.time()
         self.wrangler("d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to", str(state))
         seed = self.dir / "seed.sql"
         seed.write_text(seed_sql)
+        t1 = time.time()
         self.wrangler("d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--persist-to", str(state), "--file", str(seed))
+        self.startup = {"migrations_s": round(t1 - t0, 1), "seed_s": round(time.time() - t1, 1),
+                        "seed_mb": round(len(seed_sql.encode()) / 1e6, 1)}
         self.cmd = ["node", str(BENCH / "workerd.mjs"), "--state", str(state), "--secrets", str(self.secrets_path)]
         for f in sorted(functions):
             self.cmd += ["--function", f]
@@ -498,6 +633,11 @@ class Workers:
     def restart(self):
         self.stop()
         self.launch()
+
+    def server_pid(self):
+        """workerd itself, a child of bench/workerd.mjs (node): every Worker
+        runs in that one process."""
+        return descendant_named(self.proc.p.pid, "workerd") if self.proc and self.proc.alive() else None
 
     def launch(self):
         self.proc = Process(self.cmd, self.dir / "workerd.log", cwd=ROOT)
@@ -619,6 +759,7 @@ class Spin:
         env.pop("RUST_LOG", None)
         for k, v in {**self.secrets, **self.config["settings"], **self.config.get("spin_settings", {})}.items():
             env[f"SPIN_VARIABLE_{k.upper()}"] = v
+        t0 = time.time()
         self.proc = Process(cmd, self.dir / "spin-host.log", cwd=ROOT, env=env)
         deadline = time.time() + 180
         while time.time() < deadline:
@@ -626,10 +767,17 @@ class Spin:
                 break
             try:
                 request(self.base, "GET", "/", {}, "", timeout=2)
+                # The host applies the migrations and seeds, then compiles
+                # the components, before it answers: one figure for all.
+                self.startup = {"start_with_seeds_s": round(time.time() - t0, 1),
+                                "seed_mb": round(len(seed_sql.encode()) / 1e6, 1)}
                 return
             except OSError:
                 time.sleep(0.3)
         raise RuntimeError(f"spin-host did not start:\n{self.proc.tail()}")
+
+    def server_pid(self):
+        return self.proc.p.pid if self.proc and self.proc.alive() else None
 
     def base_for(self, t):
         if t.kind == "baseline" and not (ROOT / "target" / "wasm32-wasip2" / "release" / "bench_spin_baseline.wasm").exists():
@@ -696,12 +844,17 @@ def run_runtime(runtime, config, functions, built, seconds, repeats):
         hook = t.spec.get("hook")
         if t.status == "ok" and hook and hook not in hooks:
             hooks[hook] = load_hook(hook)
-    for mod in hooks.values():
+    secrets = getattr(runtime, "secrets", None) or read_kv_file(runtime.secrets_path)
+    t0 = time.time()
+    for rel, mod in hooks.items():
         if hasattr(mod, "seed_sql"):
-            seeds.append(mod.seed_sql({"runtime": runtime.name, "root": ROOT}))
-    info = {"path": runtime.label(), "load_start": [round(x, 2) for x in os.getloadavg()]}
+            routes = [t.spec for t in targets if t.kind == "route" and t.spec.get("hook") == rel]
+            seeds.append(mod.seed_sql({"runtime": runtime.name, "root": ROOT, "secrets": secrets, "routes": routes}))
+    info = {"path": runtime.label(), "load_start": [round(x, 2) for x in os.getloadavg()],
+            "seed_sql_made_s": round(time.time() - t0, 1)}
     try:
         runtime.start(live_functions, "\n".join(seeds))
+        info["startup"] = getattr(runtime, "startup", {})
     except Exception as e:  # noqa: BLE001 - reported, and the other runtime still runs
         runtime.stop()
         for t in targets:
@@ -712,7 +865,6 @@ def run_runtime(runtime, config, functions, built, seconds, repeats):
         info["targets"] = [t.to_json() for t in targets]
         return info, targets
     try:
-        secrets = getattr(runtime, "secrets", None) or read_kv_file(runtime.secrets_path)
         for t in targets:
             if t.status != "ok":
                 continue
@@ -730,6 +882,7 @@ def run_runtime(runtime, config, functions, built, seconds, repeats):
             if problem:
                 t.fail(f"wrong answer: {problem}")
                 log(f"{runtime.name}: {t.id}: {problem}")
+        info["oneshots"] = oneshots(runtime, config, targets)
         info["other_cpu_before"] = cpu_busy()
         measure(runtime, targets, seconds, repeats)
     finally:
@@ -748,6 +901,10 @@ def kb(n):
 
 def ms(x):
     return f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
+def ms_cell(x):
+    return f"{x:.0f}" if x >= 100 else ms(x)
 
 
 def ratio(route, base, c):
@@ -808,6 +965,13 @@ def markdown(report):
                 continue
             lines.append("")
         lines.append(f"Measured: {rt['path']}.")
+        st = rt.get("startup") or {}
+        if "seed_s" in st:
+            lines.append(f"Fresh database: migrations {st['migrations_s']:.1f} s, seeds ({st['seed_mb']:.1f} MB of SQL, "
+                         f"made in {rt.get('seed_sql_made_s', 0):.1f} s) {st['seed_s']:.1f} s through `wrangler d1 execute`.")
+        elif "start_with_seeds_s" in st:
+            lines.append(f"Start: {st['start_with_seeds_s']:.1f} s from launch to first answer, applying every migration and the seeds "
+                         f"({st['seed_mb']:.1f} MB of SQL, made in {rt.get('seed_sql_made_s', 0):.1f} s) and compiling the components.")
         lines += [
             "",
             "| route | c=1 req/s | p50 ms | p99 ms | c=16 req/s | p50 ms | p99 ms | baseline | × baseline c=1 | c=16 |",
@@ -865,8 +1029,41 @@ def markdown(report):
                          "the machine's load changed while it was measured")
         if notes:
             lines += ["", *notes]
+    lines += export_table(report)
     lines += ["", "Chart: `bench/results/latest.png`; raw runs: `bench/results/latest.json`. How to read this: `bench/README.md`."]
     return "\n".join(lines) + "\n"
+
+
+MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+def export_table(report):
+    rows = [(name, o) for name, rt in report["runtimes"].items() for o in rt.get("oneshots", [])]
+    if not rows:
+        return []
+    lines = ["", "## Dashboard export", "",
+             "One request at a time (too slow for wrk), each sent "
+             f"{max(len(o['runs']) for _, o in rows) or 3} times after the runtime was up and checked; time to the last byte, "
+             "median; peak RSS of the server process (workerd, which runs every Worker; spin-host) sampled every 20 ms, "
+             "minus its RSS just before the request, the largest of the runs.", "",
+             "| runtime | request | rows | median ms | body MB | peak RSS Δ MB | DB queries |", "|---|---|--:|--:|--:|--:|--:|"]
+    hows = {}
+    for name, o in rows:
+        rt = "Workers" if name == "workers" else "Spin"
+        q = o.get("queries", {})
+        if q:
+            hows.setdefault(q["how"], len(hows) + 1)
+        qcell = f"{q['count']} {MARKS[hows[q['how']] - 1]}" if q else "—"
+        if o["status"] != "ok":
+            lines.append(f"| {rt} | {o['title']} | {o['status']}: {o['note']} | | | | {qcell} |")
+            continue
+        rss = f"{o['rss_delta_mb_max']:.1f}" if "rss_delta_mb_max" in o else "—"
+        lines.append(f"| {rt} | {o['title']} | {o['rows']:,} | {ms_cell(o['median_s'] * 1000)} | {o['body_mb']:.2f} | {rss} | {qcell} |")
+    for how, n in hows.items():
+        lines.append("")
+        lines.append(f"{MARKS[n - 1]} derived from the code's paging, not counted (the bench cannot count D1 queries): {how}; "
+                     "plus one session write when the session was last seen over a minute before.")
+    return lines
 
 
 def chart(report, path):
@@ -965,6 +1162,7 @@ def main():
         info, targets = run_runtime(rt, config, functions, built, seconds, repeats)
         report["runtimes"][rt.name] = info
         failed |= any(t.status == "failed" for t in targets) or bool(info.get("error"))
+        failed |= any(o["status"] == "failed" for o in info.get("oneshots", []))
         # Wrong answers under load: 4xx/5xx, or good answers with no row.
         failed |= any(r.get("error_detail", {}).get("status") or r.get("rows_ok") is False
                       for t in targets for cell in t.cells.values() for r in cell.get("runs", []))
