@@ -84,9 +84,11 @@ pub trait Env {
     async fn fetch(&self, req: crate::Request) -> Result<crate::Response, Error>;
 
     /// Sends `req` after the response, for calls nobody waits on (a
-    /// sign-in mail, so the answer takes the same time whether or not one
-    /// is sent). The outcome is logged, never reported.
-    fn fetch_later(&self, req: crate::Request);
+    /// sign-in or confirmation mail, so the answer takes the same time
+    /// whether or not one is sent). If the call fails (no answer, or not
+    /// 2xx), `on_failure` is written, e.g. to give back a send slot; the
+    /// failure itself is logged, never reported.
+    fn fetch_later(&self, req: crate::Request, on_failure: Vec<crate::sql::OwnedStmt>);
 
     /// Work to finish after the response is sent (Workers `waitUntil`;
     /// on Spin after the response is sent; natively before the handler returns).
@@ -120,9 +122,11 @@ pub async fn write_owned(db: &impl Db, stmts: &[crate::sql::OwnedStmt]) -> Resul
 }
 
 /// Parses a client address as platforms hand it over: a bare IP, `ip:port`
-/// or `[ipv6]:port`.
+/// or `[ipv6]:port`. A proxy header holding a list (`X-Forwarded-For:
+/// client, proxy1`) yields its right-most entry: the one the trusted proxy
+/// added; entries to its left are whatever the client claimed.
 pub fn parse_client_addr(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
+    let s = s.rsplit(',').next().unwrap_or(s).trim();
     if let Ok(ip) = s.parse() {
         return Some(ip);
     }
@@ -142,6 +146,10 @@ mod tests {
             assert_eq!(parse_client_addr(s), Some(ip.parse().unwrap()), "{s}");
         }
         assert_eq!(parse_client_addr("nope"), None);
+        // Lists: the right-most entry is the one our proxy added.
+        assert_eq!(parse_client_addr("203.0.113.9, 198.51.100.4"), Some("198.51.100.4".parse().unwrap()));
+        assert_eq!(parse_client_addr("spoofed,2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(parse_client_addr("198.51.100.4,"), None, "an empty last entry is no address");
     }
 }
 

@@ -57,9 +57,10 @@ pub async fn send(env: &impl Env, msg: &Message<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Sends one message after the response (see [`Env::fetch_later`]).
-pub fn send_later(env: &impl Env, msg: &Message<'_>) -> Result<(), Error> {
-    env.fetch_later(request(env, msg)?);
+/// Sends one message after the response; `on_failure` is written if the
+/// provider refuses it (see [`Env::fetch_later`]).
+pub fn send_later(env: &impl Env, msg: &Message<'_>, on_failure: Vec<crate::sql::OwnedStmt>) -> Result<(), Error> {
+    env.fetch_later(request(env, msg)?, on_failure);
     Ok(())
 }
 

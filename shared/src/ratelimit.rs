@@ -1,10 +1,15 @@
-//! Fixed-window rate limits kept in the key-value store with a TTL.
+//! Fixed-window rate limits counted exactly in the database.
 //!
-//! KV has no atomic increment (and Workers KV is eventually consistent), so
-//! counts are approximate under bursts: good enough to stop form abuse,
-//! never used for anything that must add up exactly.
+//! Decision: a counter row per key and window, updated by one guarded
+//! upsert. KV was tried first and failed under a burst (no atomic
+//! increment; Workers KV takes one write per second per key, so a busy
+//! page's counter could never trip). Workers' rate-limiting binding is
+//! per location and approximate by design, and Spin has none, so the
+//! database, the one engine both runtimes share with exact semantics,
+//! holds them. Cost: one short write per signup.
 
-use crate::{Env, Error, ErrorKind, Kv};
+use crate::sql::Param;
+use crate::{Db, Env, Error, ErrorKind};
 
 /// `limit` events per `window_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,27 +34,53 @@ impl Limit {
     }
 }
 
-/// Counts one event for `key` (already hashed or otherwise non-personal)
-/// and fails with 429 once the window's limit is reached.
-pub async fn hit(env: &impl Env, key: &str, limit: Limit) -> Result<(), Error> {
-    let now = env.now_ms() / 1000;
-    let window = limit.window_secs as i64;
-    let slot = now / window;
-    let kv_key = format!("rl:{key}:{slot}");
-    let count = match env.kv().get(&kv_key).await? {
-        Some(v) => std::str::from_utf8(&v).ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(0),
-        None => 0,
-    };
-    let retry_after = ((slot + 1) * window - now).max(1) as u32;
-    if count >= limit.limit {
-        return Err(Error::new(
-            ErrorKind::RateLimited { retry_after },
-            "Too many sign-ups from here. Please wait a few minutes and try again.",
-        ));
+/// Counts one event for `key` and fails with 429 (saying `message`) once
+/// the window's limit is reached. One statement, atomic in the database:
+/// of any number of parallel requests exactly `limit` pass per window.
+pub async fn hit(env: &impl Env, key: &str, limit: Limit, message: &'static str) -> Result<(), Error> {
+    let now_ms = env.now_ms();
+    let window = i64::from(limit.window_secs);
+    let slot = now_ms / 1000 / window;
+    let ends = (slot + 1) * window * 1000;
+    let refused = || Error::new(ErrorKind::RateLimited { retry_after: ((ends - now_ms) / 1000).max(1) as u32 }, message);
+    if limit.limit == 0 {
+        return Err(refused());
     }
-    // Workers KV's minimum TTL is 60 s; keep the key until its window ends.
-    let ttl = retry_after.max(60);
-    env.kv().put(&kv_key, (count + 1).to_string().as_bytes(), Some(ttl)).await
+    // A refused request changes nothing: the update's guard fails and
+    // RETURNING yields no row.
+    let rows = env
+        .db()
+        .query(
+            "INSERT INTO rate_limits (key, slot, count, expires_at) VALUES (?1, ?2, 1, ?3) \
+             ON CONFLICT (key, slot) DO UPDATE SET count = count + 1 WHERE count < ?4 RETURNING count",
+            &[Param::Text(key), Param::Int(slot), Param::Int(ends), Param::Int(i64::from(limit.limit))],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(refused());
+    }
+    // About one request in 64 sweeps windows that have ended.
+    let mut b = [0u8; 1];
+    if env.random(&mut b).is_ok() && b[0] < 4 {
+        if let Err(e) = env.db().query("DELETE FROM rate_limits WHERE expires_at < ?1", &[Param::Int(now_ms)]).await {
+            env.log_error(&format!("rate limit sweep: {e}"));
+        }
+    }
+    Ok(())
+}
+
+/// A client's rate-limit key: a keyed hash (the raw address never reaches
+/// storage) of its IPv4 address or its IPv6 /64 (one host commonly holds a
+/// whole /64 and rotates through it). Requests without an address share
+/// one bucket rather than escaping the limit.
+pub fn client_key(keys: &crate::crypto::Keys, purpose: &str, client: &crate::Client) -> String {
+    let bytes: Vec<u8> = match client.ip.map(crate::geo::canonical_ip) {
+        Some(std::net::IpAddr::V4(v4)) => v4.octets().to_vec(),
+        Some(std::net::IpAddr::V6(v6)) => v6.octets()[..8].to_vec(),
+        None => b"no-address".to_vec(),
+    };
+    let digest = keys.mac(&[b"rate-limit-client", purpose.as_bytes(), &bytes]);
+    format!("{purpose}:{}", crate::crypto::hex(&digest[..12]))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("concurrent_duplicates_one_row", concurrent_duplicates_one_row),
     ("location_recorded", location_recorded),
     ("rate_limit_429", rate_limit_429),
+    ("rate_limit_holds_under_parallel_burst", rate_limit_holds_under_parallel_burst),
 ];
 
 /// Runs after every other module's cases: scans everything the runtime
@@ -287,4 +288,32 @@ fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// 50 signups at once from one client against the default limit of 10
+/// per 10 minutes: exactly 10 pass, on every runtime.
+fn rate_limit_holds_under_parallel_burst(t: &Target) -> Result<(), String> {
+    const N: usize = 50;
+    let barrier = Arc::new(Barrier::new(N));
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let barrier = Arc::clone(&barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    json(t, "198.51.100.120", &signup_json(&format!("burst-fan-{i}@example.com"))).map(|r| r.status().as_u16()).unwrap_or(0)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).collect()
+    });
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    ensure!(ok == 10 && limited == N - 10, "{ok} accepted, {limited} limited of {N}: {statuses:?}");
+    let mut stored = 0;
+    for i in 0..N {
+        stored += count(t, "SELECT count(*) FROM fans WHERE email_hash = ?1", Some(&hash_of(&format!("burst-fan-{i}@example.com"))))?;
+    }
+    ensure!(stored == 10, "{stored} fans stored for 10 accepted signups");
+    Ok(())
 }

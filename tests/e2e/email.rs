@@ -194,9 +194,17 @@ fn resubscribe_keeps_history(t: &Target) -> Result<(), String> {
     let email = "comeback-fan@example.com";
     let fan = subscribed_fan(t, "198.51.100.28", email)?;
     one_click(t, &token(TOKEN_KEY_NEW, Purpose::Unsubscribe, 0, &fan))?;
+    // Coming back on a single opt-in page goes through double opt-in:
+    // anyone could have typed the address.
     subscribed_fan(t, "198.51.100.28", email)?;
-    ensure!(fan_status(t, &fan)? == "subscribed", "comeback not subscribed");
+    ensure!(fan_status(t, &fan)? == "pending", "a comeback must confirm first, not be {}", fan_status(t, &fan)?);
+    let mails = mails_to(t, email, 1);
+    let text = mails.last().and_then(|(_, v)| v["text"].as_str().map(str::to_owned)).ok_or("no confirmation mail for the comeback")?;
+    let prefix = format!("{PUBLIC_BASE}/s/e2e/confirm?t=");
+    let link = text.split_whitespace().find(|w| w.starts_with(&prefix)).ok_or("no confirm link in the mail")?;
+    let post = t.send("POST", link.trim_start_matches(PUBLIC_BASE), &[("content-type", "application/x-www-form-urlencoded")], b"")?;
+    ensure!(post.status() == 200 && fan_status(t, &fan)? == "subscribed", "confirming the comeback: {}", post.status());
     let n = count(t, "SELECT count(*) FROM consent_events WHERE fan_id = (SELECT id FROM fans WHERE email_hash = ?1)", Some(&keys().blind_index("e2e-artist", email)))?;
-    ensure!(n == 3, "{n} events; expected subscribe, unsubscribe, subscribe");
+    ensure!(n == 4, "{n} events; expected subscribe, unsubscribe, request, confirm");
     Ok(())
 }

@@ -87,7 +87,7 @@ fn send_link(env: &impl Env, to: &str, link: &str) -> Result<(), Error> {
         "<p><a href=\"{l}\">Sign in to Stagedoor</a></p><p>The link works once, for 10 minutes, in the browser where you asked for it. If you didn't ask, ignore this email.</p>",
         l = shared::html::escape(link)
     );
-    mail::send_later(env, &Message { to, subject: "Your Stagedoor sign-in link", text: &text, html: &html, unsubscribe: None })
+    mail::send_later(env, &Message { to, subject: "Your Stagedoor sign-in link", text: &text, html: &html, unsubscribe: None }, Vec::new())
 }
 
 fn verify_page(parts: &Parts, keys: &Keys) -> Result<Response, Error> {

@@ -118,7 +118,7 @@ pub async fn invite<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     let text = format!("You've been added to {artist}'s Stagedoor dashboard. Sign in with this address at {sign_in}\n");
     let html = format!("<p>You've been added to {}'s Stagedoor dashboard.</p><p><a href=\"{}\">Sign in</a> with this address.</p>", shared::html::escape(artist), shared::html::escape(&sign_in));
     let subject = format!("You've been added to {artist} on Stagedoor");
-    mail::send_later(ctx.env, &Message { to: email.as_str(), subject: &subject, text: &text, html: &html, unsubscribe: None })?;
+    mail::send_later(ctx.env, &Message { to: email.as_str(), subject: &subject, text: &text, html: &html, unsubscribe: None }, Vec::new())?;
     Ok(view::redirect("/app/team?done=invited"))
 }
 

@@ -835,8 +835,8 @@ impl shared::Env for Later {
     async fn fetch(&self, req: shared::Request) -> Result<Response, shared::Error> {
         self.env.fetch(req).await
     }
-    fn fetch_later(&self, req: shared::Request) {
-        self.env.fetch_later(req)
+    fn fetch_later(&self, req: shared::Request, on_failure: Vec<shared::sql::OwnedStmt>) {
+        self.env.fetch_later(req, on_failure)
     }
     fn defer(&self, work: impl std::future::Future<Output = ()> + 'static) {
         self.env.defer(work)

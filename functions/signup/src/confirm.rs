@@ -4,11 +4,16 @@
 //! link must not confirm); the button's POST confirms. Confirmation mails
 //! are capped per address — one per 10 minutes, three per day — so the
 //! form can't be used to flood someone's inbox.
+//!
+//! The mail leaves after the response, so a new address (mail sent) and
+//! one already on the list (nothing to send) answer in the same time; if
+//! the provider refuses it, the send slot is given back and the fan, who
+//! stays pending, can sign up again to get another.
 
 use shared::html::{self, escape};
 use shared::http::StatusCode;
 use shared::mail::{self, Message};
-use shared::sql::{Param, Stmt};
+use shared::sql::{OwnedParam, OwnedStmt, Param, Stmt};
 use shared::token::{Purpose, TokenError, TokenKeys};
 use shared::{Db, Env, Error, ErrorKind, Response};
 
@@ -17,9 +22,12 @@ use crate::store::{self, Page};
 /// How long a confirmation link works.
 pub const CONFIRM_TTL_SECS: u32 = 7 * 24 * 3600;
 
-// Reserves a send slot atomically: at most 1 in 10 minutes, 3 in a day.
+// Reserves a send slot atomically: at most 1 in 10 minutes, 3 in a day,
+// and only while the fan is pending. Tried for every address on the list,
+// pending or not, so both cases do the same work.
 const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT ?1, ?2, 'confirm', ?3 \
-     WHERE (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 600000) < 1 \
+     WHERE EXISTS (SELECT 1 FROM fans WHERE id = ?1 AND status = 'pending') \
+     AND (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 600000) < 1 \
      AND (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 86400000) < 3";
 
 /// Sends the confirmation mail if the fan is (still) pending and the cap
@@ -28,25 +36,17 @@ const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT
 pub async fn send_if_pending(env: &impl Env, page: &Page, email: &shared::email::Email) -> Result<(), Error> {
     let keys = shared::crypto::Keys::from_env(env)?;
     let hash = keys.blind_index(&page.artist_id, &email.index_key());
-    let rows = env
-        .db()
-        .query("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2 AND status = 'pending'", &[Param::Text(&page.artist_id), Param::Text(&hash)])
-        .await?;
+    let rows = env.db().query("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2", &[Param::Text(&page.artist_id), Param::Text(&hash)]).await?;
     let Some(fan_id) = rows.into_iter().next().and_then(|mut r| r.take_text(0)) else { return Ok(()) };
     let now = env.now_ms();
     if env.db().execute(RESERVE, &[Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Int(now)]).await? == 0 {
         return Ok(());
     }
-    if let Err(e) = deliver(env, page, email.as_str(), &fan_id, now).await {
-        // Give the slot back so the fan can retry at once.
-        let _ = env.db().execute("DELETE FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at = ?2", &[Param::Text(&fan_id), Param::Int(now)]).await;
-        env.log_error(&format!("signup: confirmation mail: {e}"));
-        return Err(Error::new(ErrorKind::Unavailable, "We couldn't send the confirmation email just now. Please try again in a few minutes."));
-    }
-    Ok(())
+    deliver(env, page, email.as_str(), &fan_id, now)
 }
 
-async fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> Result<(), Error> {
+/// Queues the mail; a refusal gives the send slot back.
+fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> Result<(), Error> {
     let expires = (now_ms / 1000) as u32 + CONFIRM_TTL_SECS;
     let token = TokenKeys::from_env(env)?.sign(Purpose::Confirm, expires, fan_id, &page.artist_id)?;
     let link = format!("{}/s/{}/confirm?t={token}", mail::base_url(env)?, page.slug);
@@ -63,7 +63,11 @@ async fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i6
         l = escape(&link),
         u = escape(&unsubscribe.url)
     );
-    mail::send(env, &Message { to, subject: &subject, text: &text, html: &body, unsubscribe: Some(&unsubscribe) }).await
+    let release = OwnedStmt {
+        sql: "DELETE FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at = ?2".into(),
+        params: vec![OwnedParam::Text(fan_id.to_owned()), OwnedParam::Int(now_ms)],
+    };
+    mail::send_later(env, &Message { to, subject: &subject, text: &text, html: &body, unsubscribe: Some(&unsubscribe) }, vec![release])
 }
 
 /// What the token and the database say about a confirmation link.

@@ -95,30 +95,12 @@ pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
 pub const IP_LIMIT: Limit = Limit { limit: 10, window_secs: 600 };
 pub const PAGE_LIMIT: Limit = Limit { limit: 1000, window_secs: 600 };
 
-/// Per client and per page. The client is keyed by a salted hash of its
-/// address, so KV never holds an IP. A KV outage lets signups through
-/// (logged): losing real fans is worse than a short unthrottled window.
+/// Per client and per page, exact (see `shared::ratelimit`). The client
+/// is checked first, so a refused client never uses up the page's budget.
 pub async fn check_rate_limits(env: &impl Env, page: &Page) -> Result<(), Error> {
-    if let Some(ip) = env.client().ip {
-        let keys = shared::crypto::Keys::from_env(env)?;
-        let octets = match ip {
-            std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-            std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-        };
-        let digest = keys.mac(&[b"rl-ip", &octets]);
-        let key = format!("ip:{}", shared::crypto::hex(&digest[..12]));
-        tolerate_outage(env, ratelimit::hit(env, &key, Limit::from_env(env, "signup_ip_limit", IP_LIMIT)).await)?;
-    }
-    let key = format!("page:{}", page.id);
-    tolerate_outage(env, ratelimit::hit(env, &key, Limit::from_env(env, "signup_page_limit", PAGE_LIMIT)).await)
-}
-
-fn tolerate_outage(env: &impl Env, r: Result<(), Error>) -> Result<(), Error> {
-    match r {
-        Err(e) if e.kind == ErrorKind::Unavailable => {
-            env.log_error(&format!("signup: rate limit skipped: {e}"));
-            Ok(())
-        }
-        other => other,
-    }
+    let keys = shared::crypto::Keys::from_env(env)?;
+    let client = ratelimit::client_key(&keys, "signup-client", env.client());
+    ratelimit::hit(env, &client, Limit::from_env(env, "signup_ip_limit", IP_LIMIT), "Too many sign-ups from your connection. Please wait a few minutes and try again.").await?;
+    let page_key = format!("signup-page:{}", page.id);
+    ratelimit::hit(env, &page_key, Limit::from_env(env, "signup_page_limit", PAGE_LIMIT), "This page is receiving too many sign-ups right now. Please try again in a few minutes.").await
 }

@@ -86,9 +86,9 @@ async fn signup(page: &store::Page, fields: input::Fields<'_>, env: &impl Env) -
     let email = input::validate(fields)?;
     input::check_rate_limits(env, page).await?;
     let status = store::record_signup(env, page, &email).await?;
-    if status == store::Status::Pending {
-        confirm::send_if_pending(env, page, &email).await?;
-    }
+    // On a single opt-in page too: a comeback after unsubscribing,
+    // bouncing or complaining is left pending and must confirm by mail.
+    confirm::send_if_pending(env, page, &email).await?;
     Ok(status)
 }
 

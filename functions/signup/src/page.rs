@@ -72,7 +72,9 @@ pub fn thanks(page: &Page, status: Status) -> Response {
         }
     }
     let default = match status {
-        Status::Subscribed => format!("Thanks! You're on {}'s list.", page.artist_name),
+        // The same words for a comeback, who is left pending and mailed a
+        // confirmation link: the page must not tell who was on the list.
+        Status::Subscribed => format!("Thanks! You're on {}'s list. If you had left it before, check your inbox to confirm.", page.artist_name),
         Status::Pending => "Almost done: check your inbox and confirm your address.".to_owned(),
     };
     let text = page.thanks_text.as_deref().unwrap_or(&default);

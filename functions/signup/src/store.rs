@@ -88,15 +88,19 @@ const EVENT_FOR_NEW: &str = "INSERT INTO consent_events (id, fan_id, artist_id, 
      FROM fans WHERE id = ?7";
 
 // For an existing fan: a subscribed fan stays subscribed (a double opt-in
-// page never demotes them to pending); anyone else takes the page's
-// status. Something "changed" when that status or the consent version
-// differs from what is stored.
-const NEXT_STATUS: &str = "CASE WHEN status = 'subscribed' THEN 'subscribed' ELSE ?5 END";
+// page never demotes them to pending); one who unsubscribed, bounced or
+// complained comes back only through double opt-in, whatever the page
+// (anyone can type an address into a single opt-in form); anyone else
+// takes the page's status. Something "changed" when that status or the
+// consent version differs from what is stored.
+const NEXT_STATUS: &str = "CASE WHEN status = 'subscribed' THEN 'subscribed' \
+     WHEN status IN ('unsubscribed', 'bounced', 'complained') THEN 'pending' ELSE ?5 END";
 
 fn event_for_existing() -> String {
     format!(
         "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
-         SELECT ?1, id, artist_id, CASE WHEN {NEXT_STATUS} = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, ?6, ?7 \
+         SELECT ?1, id, artist_id, CASE WHEN {NEXT_STATUS} = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, \
+         CASE WHEN {NEXT_STATUS} = 'pending' THEN 'double' ELSE ?6 END, ?7 \
          FROM fans WHERE artist_id = ?8 AND email_hash = ?9 AND id <> ?10 \
          AND ({NEXT_STATUS} <> status OR consent_version <> ?3)"
     )

@@ -545,12 +545,17 @@ impl Env for Platform {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
     }
-    fn fetch_later(&self, req: Request) {
+    fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
+        let db = D1(self.env.clone());
         self.ctx.wait_until(async move {
-            match send(req).await {
-                Ok(res) if res.status().is_success() => {}
-                Ok(res) => worker::console_error!("deferred fetch: answered {}", res.status()),
-                Err(e) => worker::console_error!("deferred fetch: {e}"),
+            let failure = match send(req).await {
+                Ok(res) if res.status().is_success() => return,
+                Ok(res) => format!("answered {}", res.status()),
+                Err(e) => e.to_string(),
+            };
+            worker::console_error!("deferred fetch: {failure}");
+            if let Err(e) = crate::env::write_owned(&db, &on_failure).await {
+                worker::console_error!("deferred fetch: undoing: {e}");
             }
         });
     }

@@ -25,6 +25,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_links.sql", include_str!("../../../schema/0002_links.sql")),
     ("0003_mail.sql", include_str!("../../../schema/0003_mail.sql")),
     ("0004_dashboard.sql", include_str!("../../../schema/0004_dashboard.sql")),
+    ("0005_rate_limits.sql", include_str!("../../../schema/0005_rate_limits.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -235,11 +236,15 @@ impl Env for NativeEnv {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         http1_fetch(req)
     }
-    fn fetch_later(&self, req: Request) {
-        match http1_fetch(req) {
-            Ok(res) if res.status().is_success() => {}
-            Ok(res) => self.log_error(&format!("deferred fetch: answered {}", res.status())),
-            Err(e) => self.log_error(&format!("deferred fetch: {e}")),
+    fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
+        let failure = match http1_fetch(req) {
+            Ok(res) if res.status().is_success() => return,
+            Ok(res) => format!("answered {}", res.status()),
+            Err(e) => e.to_string(),
+        };
+        self.log_error(&format!("deferred fetch: {failure}"));
+        if let Err(e) = block_on(crate::env::write_owned(&self.db, &on_failure)) {
+            self.log_error(&format!("deferred fetch: undoing: {e}"));
         }
     }
     fn defer(&self, work: impl Future<Output = ()> + 'static) {

@@ -265,12 +265,16 @@ impl Env for Platform {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
     }
-    fn fetch_later(&self, req: Request) {
+    fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
         self.defer(async move {
-            match send(req).await {
-                Ok(res) if res.status().is_success() => {}
-                Ok(res) => eprintln!("deferred fetch: answered {}", res.status()),
-                Err(e) => eprintln!("deferred fetch: {e}"),
+            let failure = match send(req).await {
+                Ok(res) if res.status().is_success() => return,
+                Ok(res) => format!("answered {}", res.status()),
+                Err(e) => e.to_string(),
+            };
+            eprintln!("deferred fetch: {failure}");
+            if let Err(e) = crate::env::write_owned(&SpinDb(OnceCell::new()), &on_failure).await {
+                eprintln!("deferred fetch: undoing: {e}");
             }
         });
     }

@@ -26,7 +26,7 @@ use http::request::Parts;
 use crate::crypto::{self, Keys};
 use crate::ratelimit::Limit;
 use crate::sql::{Param, Row, Stmt};
-use crate::{Client, Db, Env, Error, ErrorKind};
+use crate::{Db, Env, Error, ErrorKind};
 
 pub const SESSION_COOKIE: &str = "__Host-sd_session";
 pub const BINDING_COOKIE: &str = "__Host-sd_signin";
@@ -237,18 +237,6 @@ pub fn check_csrf(parts: &Parts, expected: &str, given: Option<&str>) -> Result<
     ))
 }
 
-/// Rate-limit key for a client: a keyed hash of its address (IPv6 by /64,
-/// since one host rotates through its /64). Requests without an address
-/// share one bucket.
-pub fn client_key(keys: &Keys, client: &Client) -> String {
-    let bytes: Vec<u8> = match client.ip.map(crate::geo::canonical_ip) {
-        Some(std::net::IpAddr::V4(v4)) => v4.octets().to_vec(),
-        Some(std::net::IpAddr::V6(v6)) => v6.octets()[..8].to_vec(),
-        None => b"no-address".to_vec(),
-    };
-    crypto::hex(&keys.mac(&[b"sign-in-client", &bytes])[..16])
-}
-
 /// Blind index of a user's address (scoped to all users, see the schema).
 pub fn user_index(keys: &Keys, email: &crate::email::Email) -> String {
     keys.blind_index("users", &email.index_key())
@@ -260,7 +248,7 @@ pub fn user_index(keys: &Keys, email: &crate::email::Email) -> String {
 pub async fn request_sign_in(env: &impl Env, keys: &Keys, email: &crate::email::Email, binding: &str) -> Result<Option<(String, String)>, Error> {
     let s = Settings::from_env(env);
     let email_hash = user_index(keys, email);
-    let client = client_key(keys, env.client());
+    let client = crate::ratelimit::client_key(keys, "sign-in", env.client());
     let user = env.db().query("SELECT id FROM users WHERE email_hash = ?1", &[Param::Text(&email_hash)]).await?;
     let user_id = user.into_iter().next().and_then(|mut r| r.take_text(0));
     let token = random_token(env)?;
