@@ -33,7 +33,16 @@ pub const CSS_HASH: &str = "sha256-i44Pi9RQfQqYxX/BNoWjlQFsZS2GLrHzSgg2+5Jf3aI="
 /// Strict policy for fan pages: no script, no external loads, forms post
 /// only to us, never framed.
 pub fn csp() -> String {
-    format!("default-src 'none'; style-src '{CSS_HASH}'; img-src 'self' https: data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+    csp_with_form_target(None)
+}
+
+/// The same, letting a form's answer redirect to `origin` too: Chromium
+/// applies `form-action` to the redirects that follow a form post, so a
+/// capture page that sends fans to the artist's site after signing up
+/// must name that site.
+pub fn csp_with_form_target(origin: Option<&str>) -> String {
+    let extra = origin.map(|o| format!(" {o}")).unwrap_or_default();
+    format!("default-src 'none'; style-src '{CSS_HASH}'; img-src 'self' https: data:; form-action 'self'{extra}; base-uri 'none'; frame-ancestors 'none'")
 }
 
 /// Wraps `body` in the page shell.
@@ -49,9 +58,14 @@ pub fn page(title: &str, body: &str) -> String {
 
 /// An HTML response with the fan-page security headers.
 pub fn response(status: http::StatusCode, html: String) -> crate::Response {
+    response_with_form_target(status, html, None)
+}
+
+/// [`response`] for a page whose form may redirect to `origin`.
+pub fn response_with_form_target(status: http::StatusCode, html: String, origin: Option<&str>) -> crate::Response {
     let mut res = crate::httpx::respond(status, crate::httpx::HTML, html);
     let h = res.headers_mut();
-    if let Ok(v) = http::HeaderValue::from_str(&csp()) {
+    if let Ok(v) = http::HeaderValue::from_str(&csp_with_form_target(origin)) {
         h.insert(http::header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(http::header::REFERRER_POLICY, http::HeaderValue::from_static("no-referrer"));

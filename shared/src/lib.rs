@@ -21,6 +21,7 @@ pub mod httpx;
 pub mod ratelimit;
 pub mod sql;
 pub mod token;
+pub mod url;
 pub mod mail;
 
 pub mod adapters;

@@ -491,6 +491,26 @@ test("harness: console errors are caught; the capture page renders cleanly", { t
   await shoot(p, "capture");
 });
 
+test("a form signup on a page with a redirect sends the browser to the artist's site (the CSP allows it)", { timeout: 60_000 }, async () => {
+  const p = await page(browser);
+  const target = "https://thanks.e2e.example/done?from=stagedoor";
+  await goto(p, "/s/e2e-redirect");
+  await p.getByLabel("Email address").fill("redirect.browser@example.com");
+  await p.getByRole("checkbox").check();
+  // The closed network can't reach the artist's site, and Playwright's
+  // routes don't see a redirect's second hop: what must hold is that
+  // Chromium asks for the target (a CSP block never sends the request),
+  // and that it fails only for want of a network.
+  const asked = p.waitForEvent("request", { predicate: (r) => r.url() === target, timeout: 10_000 });
+  const failed = p.waitForEvent("requestfailed", { predicate: (r) => r.url() === target, timeout: 10_000 });
+  await p.getByRole("button", { name: "Sign up" }).click();
+  await asked;
+  const why = (await failed).failure()?.errorText ?? "";
+  assert.match(why, /ERR_NAME_NOT_RESOLVED|ERR_INTERNET_DISCONNECTED|ERR_CONNECTION/, `the redirect failed for another reason: ${why}`);
+  // Chromium logs the unreachable page as a failed load, not the page's fault.
+  allowed.push(/thanks\.e2e\.example/);
+});
+
 test("GET /app without a session redirects (303) to /app/sign-in", async () => {
   const res = await fetch(`${API}/app`, { redirect: "manual" });
   await res.arrayBuffer();

@@ -15,7 +15,7 @@ use shared::http::StatusCode;
 use shared::mail::{self, Message};
 use shared::sql::{OwnedParam, OwnedStmt, Param, Stmt};
 use shared::token::{Purpose, TokenError, TokenKeys};
-use shared::{Db, Env, Error, ErrorKind, Response};
+use shared::{Db, Env, Error, Response};
 
 use crate::store::{self, Page};
 

@@ -12,7 +12,7 @@ use crate::store::{self, Page, Status};
 pub async fn show(slug: &str, env: &impl Env, head: bool) -> Response {
     match store::find_page(env, slug).await {
         Ok(Some(page)) => {
-            let mut res = html::response(StatusCode::OK, if head { String::new() } else { render(&page, env, None, "") });
+            let mut res = html::response_with_form_target(StatusCode::OK, if head { String::new() } else { render(&page, env, None, "") }, form_target(&page));
             // Same bytes for every visitor: a short edge cache is safe and
             // keeps a viral page off the database.
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
@@ -28,9 +28,14 @@ pub async fn show(slug: &str, env: &impl Env, head: bool) -> Response {
 
 /// The page again, with the problem next to the form and the address kept.
 pub fn show_with_error(page: &Page, env: &impl Env, err: &Error, email: &str) -> Response {
-    let mut res = html::response(err.status(), render(page, env, Some(err), email));
+    let mut res = html::response_with_form_target(err.status(), render(page, env, Some(err), email), form_target(page));
     shared::httpx::add_retry_after(&mut res, err);
     res
+}
+
+/// Where the form's answer may send the browser besides us.
+fn form_target(page: &Page) -> Option<&str> {
+    page.redirect_url.as_deref().map(shared::url::origin)
 }
 
 fn render(page: &Page, env: &impl Env, err: Option<&Error>, email: &str) -> String {

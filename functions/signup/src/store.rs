@@ -74,7 +74,15 @@ pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error
         consent_version,
         double_opt_in: r.int(6).unwrap_or(0) != 0,
         thanks_text: r.take_text(7).filter(|s| !s.is_empty()),
-        redirect_url: r.take_text(8).filter(|s| !s.is_empty()),
+        // Checked again on every read: a value that slipped past the
+        // database's triggers is ignored (the thank-you page is shown).
+        redirect_url: r.take_text(8).filter(|s| !s.is_empty()).and_then(|u| match shared::url::check_https(&u, &[]) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                env.log_error(&format!("signup: page {slug}: redirect_url {e}; showing the thank-you page instead"));
+                None
+            }
+        }),
     }))
 }
 

@@ -410,3 +410,26 @@ fn provider_failure_keeps_the_fan_and_frees_the_slot() {
     assert_eq!(json(&env, body).status(), 200, "retry allowed at once");
     assert_eq!(rec.requests().len(), 2);
 }
+
+#[test]
+fn redirect_after_signup_is_checked_and_allowed_by_the_csp() {
+    let env = env();
+    env.db.conn().execute("UPDATE capture_pages SET redirect_url = 'https://Shop.Example.com/thanks?x=1' WHERE id = 'p1'", []).unwrap();
+    let page = send(&env, Method::GET, "/s/tour", None, b"");
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("form-action 'self' https://shop.example.com;"), "{csp}");
+    let res = form(&env, "tour", "email=r%40example.com&consent=yes");
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "https://shop.example.com/thanks?x=1");
+    // The database refuses what can't be a safe redirect…
+    for bad in ["http://shop.example.com/", "https://bücher.example/", "javascript:alert(1)"] {
+        assert!(env.db.conn().execute("UPDATE capture_pages SET redirect_url = ?1 WHERE id = 'p1'", [bad]).is_err(), "{bad} stored");
+    }
+    // …and what gets past it is ignored on read: the thank-you page instead.
+    env.db.conn().execute("UPDATE capture_pages SET redirect_url = 'https://user@shop.example.com/' WHERE id = 'p1'", []).unwrap();
+    let res = form(&env, "tour", "email=s%40example.com&consent=yes");
+    assert_eq!(res.status(), 200);
+    assert!(text(&res).contains("Thanks!"));
+    assert!(env.errors.borrow().iter().any(|e| e.contains("redirect_url")));
+    assert!(!send(&env, Method::GET, "/s/tour", None, b"").headers()["content-security-policy"].to_str().unwrap().contains("shop.example.com"));
+}

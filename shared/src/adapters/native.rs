@@ -26,6 +26,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_mail.sql", include_str!("../../../schema/0003_mail.sql")),
     ("0004_dashboard.sql", include_str!("../../../schema/0004_dashboard.sql")),
     ("0005_rate_limits.sql", include_str!("../../../schema/0005_rate_limits.sql")),
+    ("0006_capture_page_checks.sql", include_str!("../../../schema/0006_capture_page_checks.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
