@@ -42,7 +42,8 @@ impl Filter {
         if !f.status.is_empty() && !STATUSES.contains(&f.status.as_str()) {
             f.errors.push(("status", "Choose one of the listed statuses."));
         }
-        if !f.country.is_empty() && !(f.country.len() == 2 && f.country.bytes().all(|b| b.is_ascii_uppercase())) {
+        let country_ok = f.country.len() == 2 && f.country.bytes().all(|b| b.is_ascii_uppercase());
+        if !f.country.is_empty() && !country_ok {
             f.errors.push(("country", "Enter a two-letter country code, such as SE or US."));
         }
         for (field, v) in [("from", &f.from), ("to", &f.to)] {

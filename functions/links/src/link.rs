@@ -15,7 +15,6 @@ use shared::{Error, ErrorKind};
 
 use crate::json::{self, Json, Obj};
 
-pub use shared::url::MAX_URL;
 pub const MAX_TITLE: usize = 120;
 pub const MAX_LABEL: usize = 40;
 pub const MAX_OVERRIDES: usize = 60;

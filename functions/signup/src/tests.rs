@@ -252,7 +252,7 @@ fn rate_limit_per_client_answers_429_with_retry_after() {
 fn ipv6_clients_are_limited_by_their_64_and_clients_without_an_address_share_a_bucket() {
     let mut env = env();
     env.set_var("signup_ip_limit", "2/600");
-    let mut signup = |env: &mut NativeEnv, ip: Option<&str>, n: usize| {
+    let signup = |env: &mut NativeEnv, ip: Option<&str>, n: usize| {
         env.client.ip = ip.map(|i| i.parse().unwrap());
         json(env, &format!(r#"{{"page":"tour","email":"v{n}@example.com","consent":true}}"#)).status()
     };

@@ -231,10 +231,15 @@ pub fn check_csrf(parts: &Parts, expected: &str, given: Option<&str>) -> Result<
     if same_origin(parts) && token_ok {
         return Ok(());
     }
-    Err(Error::new(
+    Err(csrf_refused())
+}
+
+/// The 403 for a request that failed the CSRF checks.
+pub fn csrf_refused() -> Error {
+    Error::new(
         ErrorKind::Forbidden,
         "This form is out of date or came from another site, so nothing was changed. Reload the page and try again.",
-    ))
+    )
 }
 
 /// Blind index of a user's address (scoped to all users, see the schema).
