@@ -26,6 +26,10 @@ pub const NONCE_LEN: usize = 12;
 pub struct Keys {
     data: Vec<(String, Aes256Gcm)>,
     index: [u8; 32],
+    /// For hashing client addresses (rate limits), derived from the index
+    /// key so one secret serves both, yet a blind index and a client hash
+    /// can never be compared or confused.
+    client: [u8; 32],
 }
 
 impl Keys {
@@ -41,13 +45,19 @@ impl Keys {
             }
             let key = decode_key(key).ok_or_else(|| config("each data key must be base64 of 32 bytes"))?;
             let cipher = Aes256Gcm::new_from_slice(&key).map_err(|_| config("bad data key length"))?;
+            // Two keys under one id would make old values undecryptable
+            // or silently pick the wrong key.
+            if data.iter().any(|(k, _)| k == id) {
+                return Err(config("data_keys lists the same key id twice"));
+            }
             data.push((id.to_owned(), cipher));
         }
         if data.is_empty() {
             return Err(config("data_keys is empty"));
         }
         let index = decode_key(index_key).ok_or_else(|| config("index_key must be base64 of 32 bytes"))?;
-        Ok(Keys { data, index })
+        let client = hmac_parts(&index, &[b"derive", b"rate-limit-client"]);
+        Ok(Keys { data, index, client })
     }
 
     /// Reads the keys from the platform's secrets.
@@ -96,13 +106,22 @@ impl Keys {
     /// Keyed hash of `parts` (length-prefixed, so part boundaries can't be
     /// shifted to forge a collision).
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.index).expect("HMAC takes any key length");
-        for part in parts {
-            mac.update(&(part.len() as u32).to_be_bytes());
-            mac.update(part);
-        }
-        mac.finalize().into_bytes().into()
+        hmac_parts(&self.index, parts)
     }
+
+    /// Keyed hash of a client address's `parts`, under its own derived key.
+    pub fn client_mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        hmac_parts(&self.client, parts)
+    }
+}
+
+fn hmac_parts(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for part in parts {
+        mac.update(&(part.len() as u32).to_be_bytes());
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 fn decode_key(b64: &str) -> Option<[u8; 32]> {
@@ -193,11 +212,13 @@ mod tests {
         assert_eq!(a.len(), 43);
         // Length-prefixing: moving bytes between parts changes the MAC.
         assert_ne!(k.mac(&[b"ab", b"c"]), k.mac(&[b"a", b"bc"]));
+        // Client hashes use a key of their own.
+        assert_ne!(k.mac(&[b"x"]), k.client_mac(&[b"x"]));
     }
 
     #[test]
     fn bad_key_config_is_rejected() {
-        for bad in ["", "k1", "k1:short", "bad id:AAAA", &format!(":{K1}")] {
+        for bad in ["", "k1", "k1:short", "bad id:AAAA", &format!(":{K1}"), &format!("k1:{K1},k1:{K2}")] {
             assert!(Keys::parse(bad, K2).is_err(), "{bad:?} accepted");
         }
         assert!(Keys::parse(&format!("k1:{K1}"), "short").is_err());

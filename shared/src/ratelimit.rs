@@ -79,7 +79,7 @@ pub fn client_key(keys: &crate::crypto::Keys, purpose: &str, client: &crate::Cli
         Some(std::net::IpAddr::V6(v6)) => v6.octets()[..8].to_vec(),
         None => b"no-address".to_vec(),
     };
-    let digest = keys.mac(&[b"rate-limit-client", purpose.as_bytes(), &bytes]);
+    let digest = keys.client_mac(&[purpose.as_bytes(), &bytes]);
     format!("{purpose}:{}", crate::crypto::hex(&digest[..12]))
 }
 

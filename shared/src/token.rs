@@ -60,6 +60,9 @@ impl TokenKeys {
             if !valid_id || key.len() < 32 {
                 return Err(bad());
             }
+            if keys.iter().any(|(k, _): &(String, Vec<u8>)| k == id) {
+                return Err(Error::new(ErrorKind::Internal, "token_keys lists the same key id twice"));
+            }
             keys.push((id.to_owned(), key));
         }
         if keys.is_empty() {
@@ -217,7 +220,7 @@ mod tests {
         assert!(k.sign(Purpose::Unsubscribe, 0, "xyz", "a1").is_err());
         assert!(k.sign(Purpose::Unsubscribe, 0, FAN, "").is_err());
         assert!(k.sign(Purpose::Unsubscribe, 0, FAN, &"a".repeat(65)).is_err());
-        for bad in ["", "t1", "t1:AAAA", "bad id:AAAA"] {
+        for bad in ["", "t1", "t1:AAAA", "bad id:AAAA", &format!("t1:{K1},t1:{K1}")] {
             assert!(TokenKeys::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -110,7 +110,9 @@ fn go(link: &Link, t: &Target, visit: &Visit, head: bool, env: &impl Env) -> Res
         store::count(env, link, Event::Click, t.platform.key(), visit);
     }
     let utm = if t.platform.takes_utm() { visit.utm.as_str() } else { "" };
-    page::redirect(&visit::with_utm(t.url_for(visit.country), utm), counted.then(|| visit::choice_cookie(t.platform)))
+    // "other" is not a service, so it is never remembered (see visit.rs).
+    let remember = counted && t.platform != Platform::Other;
+    page::redirect(&visit::with_utm(t.url_for(visit.country), utm), remember.then(|| visit::choice_cookie(t.platform)))
 }
 
 #[cfg(test)]

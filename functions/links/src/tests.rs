@@ -462,6 +462,21 @@ fn redirect_counts_remembers_and_is_never_cached() {
 }
 
 #[test]
+fn the_other_button_is_counted_but_never_remembered() {
+    let mut t = setup();
+    t.create(NIGHT_DRIVE);
+    let res = t.get("/l/night-drive/other", &[("user-agent", IPHONE)]);
+    assert_eq!(res.status(), 302);
+    assert_eq!(header(&res, "set-cookie"), "", "an artist's own button means nothing on another link");
+    assert_eq!(t.count("SELECT sum(count) FROM link_stats WHERE platform = 'other'"), 1);
+    // A cookie saying "other" (set before this rule) is ignored.
+    let page = t.get("/l/night-drive", &[("user-agent", DESKTOP), ("cookie", "sd_svc=other")]);
+    let html = String::from_utf8_lossy(page.body()).into_owned();
+    let (shop, spotify) = (html.find("Official store").unwrap(), html.find("Spotify").unwrap());
+    assert!(spotify < shop, "\"other\" must not come first");
+}
+
+#[test]
 fn auto_redirect_sends_returning_fans_to_their_service() {
     let mut t = setup();
     t.create(&NIGHT_DRIVE.replace("\"title\"", "\"auto_redirect\": true, \"title\""));

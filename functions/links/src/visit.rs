@@ -234,11 +234,14 @@ impl Needles {
     }
 }
 
+/// The remembered service. Never "other": that button is whatever each
+/// artist made it (a shop, a ticket page), so a pick on one link says
+/// nothing about another.
 fn remembered(cookie_header: &str) -> Option<Platform> {
     cookie_header.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
         (k == CHOICE_COOKIE).then(|| Platform::from_key(v.trim())).flatten()
-    })
+    }).filter(|p| *p != Platform::Other)
 }
 
 /// The `Set-Cookie` value remembering `p` (the cookie is [`CHOICE_COOKIE`],

@@ -8,6 +8,8 @@ use shared::Response;
 const K_OLD: &str = "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 const K_NEW: &str = "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=";
 const FAN: &str = "0123456789abcdef0123456789abcdef";
+/// A real second artist's own fan, so the tenancy test has data on both sides.
+const OTHER_FAN: &str = "fedcba9876543210fedcba9876543210";
 
 fn env() -> NativeEnv {
     let mut env = NativeEnv::memory().unwrap();
@@ -17,8 +19,11 @@ fn env() -> NativeEnv {
         .conn()
         .execute_batch(&format!(
             "INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0);
+             INSERT INTO artists VALUES ('a2', 'Other Artist', 0);
              INSERT INTO fans (id, artist_id, email_enc, email_hash, status, consent_version, created_at, updated_at)
-               VALUES ('{FAN}', 'a1', 'k1.x', 'h1', 'subscribed', 'v1', 0, 0);"
+               VALUES ('{FAN}', 'a1', 'k1.x', 'h1', 'subscribed', 'v1', 0, 0);
+             INSERT INTO fans (id, artist_id, email_enc, email_hash, status, consent_version, created_at, updated_at)
+               VALUES ('{OTHER_FAN}', 'a2', 'k1.y', 'h2', 'subscribed', 'v1', 0, 0);"
         ))
         .unwrap();
     env
@@ -38,7 +43,11 @@ fn text(res: &Response) -> String {
 }
 
 fn status(env: &NativeEnv) -> String {
-    env.db.conn().query_row("SELECT status FROM fans", [], |r| r.get(0)).unwrap()
+    status_of(env, FAN)
+}
+
+fn status_of(env: &NativeEnv, fan: &str) -> String {
+    env.db.conn().query_row("SELECT status FROM fans WHERE id = ?1", [fan], |r| r.get(0)).unwrap()
 }
 
 fn events(env: &NativeEnv) -> Vec<(String, String)> {
@@ -128,10 +137,20 @@ fn erased_fan_gets_a_plain_200() {
 #[test]
 fn another_artists_token_cannot_touch_the_fan() {
     let env = env();
+    // Signed for artist a2, which exists and has a fan of its own, but
+    // naming a1's fan: a1's fan is untouched, and so is a2's.
     let t = token(&format!("t2:{K_NEW}"), FAN, "a2");
+    let res = send(&env, Method::GET, &format!("/u/{t}"), b"");
+    assert!(text(&res).contains("Other Artist") && text(&res).contains("no longer on"), "{}", text(&res));
     let res = send(&env, Method::POST, &format!("/u/{t}"), b"List-Unsubscribe=One-Click");
     assert_eq!(res.status(), 200);
     assert_eq!(status(&env), "subscribed");
+    assert_eq!(status_of(&env, OTHER_FAN), "subscribed");
+    assert!(events(&env).is_empty());
+    // The same artist's token for its own fan works.
+    let own = token(&format!("t2:{K_NEW}"), OTHER_FAN, "a2");
+    send(&env, Method::POST, &format!("/u/{own}"), b"List-Unsubscribe=One-Click");
+    assert_eq!((status(&env), status_of(&env, OTHER_FAN)), ("subscribed".into(), "unsubscribed".into()));
 }
 
 #[test]
