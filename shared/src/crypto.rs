@@ -70,9 +70,7 @@ impl Keys {
     /// Encrypts under the active key. `nonce` must be fresh random bytes.
     pub fn encrypt(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], context: &[u8]) -> Result<String, Error> {
         let (id, cipher) = &self.data[0];
-        let sealed = cipher
-            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context })
-            .map_err(|_| Error::internal("encryption failed"))?;
+        let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context }).map_err(|_| Error::internal("encryption failed"))?;
         let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);

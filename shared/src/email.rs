@@ -47,11 +47,7 @@ impl Email {
         let (local, domain) = s.rsplit_once('@').ok_or(EmailError::MissingAt)?;
         check_local(local)?;
         // ASCII domains never grow, so the common path allocates exactly once.
-        let cap = if domain.is_ascii() {
-            s.len()
-        } else {
-            MAX_ADDRESS
-        };
+        let cap = if domain.is_ascii() { s.len() } else { MAX_ADDRESS };
         let mut out = String::with_capacity(cap);
         out.push_str(local);
         out.push('@');
@@ -109,26 +105,16 @@ impl EmailError {
             EmailError::TooLong => "That email address is too long. Check it and try again.",
             EmailError::MissingAt => "Enter an email address like name@example.com.",
             EmailError::LocalEmpty => "Add your name before the @, like name@example.com.",
-            EmailError::LocalTooLong => {
-                "The part before the @ is too long. It can be at most 64 characters."
-            }
+            EmailError::LocalTooLong => "The part before the @ is too long. It can be at most 64 characters.",
             EmailError::LocalInvalid => {
                 "The part before the @ can use letters, numbers and symbols like . + - _, \
                  but no spaces, accents, quotes or double dots."
             }
             EmailError::DomainEmpty => "Add the domain after the @, like name@example.com.",
-            EmailError::DomainTooLong => {
-                "The part after the @ is too long. Check the domain and try again."
-            }
-            EmailError::DomainInvalid => {
-                "The part after the @ should be a domain like example.com. Check for typos."
-            }
-            EmailError::LabelTooLong => {
-                "Part of the domain after the @ is too long. Check it for typos."
-            }
-            EmailError::IdnInvalid => {
-                "The domain after the @ contains characters that can't be used. Check it for typos."
-            }
+            EmailError::DomainTooLong => "The part after the @ is too long. Check the domain and try again.",
+            EmailError::DomainInvalid => "The part after the @ should be a domain like example.com. Check for typos.",
+            EmailError::LabelTooLong => "Part of the domain after the @ is too long. Check it for typos.",
+            EmailError::IdnInvalid => "The domain after the @ contains characters that can't be used. Check it for typos.",
         }
     }
 }
@@ -242,9 +228,7 @@ fn push_label(label: &str, out: &mut String) -> Result<(), EmailError> {
     }
     let chars = buf.get(..len).unwrap_or(&[]);
     match (chars.first(), chars.last()) {
-        (None, _) | (_, None | Some('-')) | (Some('-'), _) => {
-            return Err(EmailError::DomainInvalid)
-        }
+        (None, _) | (_, None | Some('-')) | (Some('-'), _) => return Err(EmailError::DomainInvalid),
         _ => {}
     }
     let start = out.len();
@@ -304,12 +288,7 @@ fn punycode_encode(input: &[char], out: &mut String) -> Result<(), EmailError> {
     }
     let (mut n, mut delta, mut bias, mut handled) = (INITIAL_N, 0u32, INITIAL_BIAS, basic);
     while handled < len {
-        let m = input
-            .iter()
-            .map(|&c| c as u32)
-            .filter(|&c| c >= n)
-            .min()
-            .ok_or(overflow)?;
+        let m = input.iter().map(|&c| c as u32).filter(|&c| c >= n).min().ok_or(overflow)?;
         let step = (m - n).checked_mul(handled + 1).ok_or(overflow)?;
         delta = delta.checked_add(step).ok_or(overflow)?;
         n = m;
@@ -356,11 +335,7 @@ mod tests {
     /// the invariants every `Email` must satisfy.
     fn check(input: &str, want: Result<&str, EmailError>) {
         let got = Email::parse(input);
-        assert_eq!(
-            got.as_ref().map(Email::as_str).map_err(|e| *e),
-            want,
-            "input: {input:?}"
-        );
+        assert_eq!(got.as_ref().map(Email::as_str).map_err(|e| *e), want, "input: {input:?}");
         if let Ok(email) = got {
             let s = email.as_str();
             assert!(s.is_ascii() && s.len() <= MAX_ADDRESS, "{s:?}");
@@ -404,10 +379,7 @@ mod tests {
                  \u{5DE}\u{5D3}\u{5D1}\u{5E8}\u{5D9}\u{5DD}\u{5E2}\u{5D1}\u{5E8}\u{5D9}\u{5EA}.example",
                 "a@xn--4dbcagdahymbxekheh6e0a7fei0b.example",
             ),
-            (
-                "a@なぜみんな日本語を話してくれないのか.example",
-                "a@xn--n8jok5ay5dzabd5bym9f0cm5685rrjetr6pdxa.example",
-            ),
+            ("a@なぜみんな日本語を話してくれないのか.example", "a@xn--n8jok5ay5dzabd5bym9f0cm5685rrjetr6pdxa.example"),
             ("a@почемужеонинеговорятпорусски.example", "a@xn--b1abfaaepdrnnbgefbadotcwatmq2g4l.example"),
             ("a@ПОЧЕМУЖЕОНИНЕГОВОРЯТПОРУССКИ.example", "a@xn--b1abfaaepdrnnbgefbadotcwatmq2g4l.example"),
             ("a@そのスピードで.example", "a@xn--d9juau41awczczp.example"),
@@ -484,11 +456,7 @@ mod tests {
     #[test]
     fn punycode_keeps_basic_code_points() {
         // RFC 3492 §7.1 samples L, P and S, which mix basic and non-basic code points.
-        let cases = [
-            ("3年B組金八先生", "3B-ww4c5e180e575a65lsy2b"),
-            ("MajiでKoiする5秒前", "MajiKoi5-783gue6qz075azm5e"),
-            ("-> $1.00 <-", "-> $1.00 <--"),
-        ];
+        let cases = [("3年B組金八先生", "3B-ww4c5e180e575a65lsy2b"), ("MajiでKoiする5秒前", "MajiKoi5-783gue6qz075azm5e"), ("-> $1.00 <-", "-> $1.00 <--")];
         for (input, want) in cases {
             let chars: Vec<char> = input.chars().collect();
             let mut out = String::new();
@@ -499,25 +467,10 @@ mod tests {
 
     #[test]
     fn every_error_has_a_sentence() {
-        let all = [
-            Empty,
-            TooLong,
-            MissingAt,
-            LocalEmpty,
-            LocalTooLong,
-            LocalInvalid,
-            DomainEmpty,
-            DomainTooLong,
-            DomainInvalid,
-            LabelTooLong,
-            IdnInvalid,
-        ];
+        let all = [Empty, TooLong, MissingAt, LocalEmpty, LocalTooLong, LocalInvalid, DomainEmpty, DomainTooLong, DomainInvalid, LabelTooLong, IdnInvalid];
         for e in all {
             let m = e.to_string();
-            assert!(
-                m.ends_with('.') && m.len() > 15 && m == e.message(),
-                "{e:?}"
-            );
+            assert!(m.ends_with('.') && m.len() > 15 && m == e.message(), "{e:?}");
         }
     }
 
@@ -562,14 +515,10 @@ mod tests {
             "\u{301}",
         ];
         let local = ["a", "Z", "0", "+", "_", "a.b"];
-        let label = [
-            "a", "Z", "0", "-", "ü", "Ü", "例", "ｅ", "İ", "ß", "\u{212A}", "😀", "\u{301}",
-        ];
+        let label = ["a", "Z", "0", "-", "ü", "Ü", "例", "ｅ", "İ", "ß", "\u{212A}", "😀", "\u{301}"];
         let mut state: u64 = 0x5EED_F0F5;
         let mut next = |n: usize| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 33) as usize % n
         };
         let (mut s, mut valid) = (String::new(), 0);

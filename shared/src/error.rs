@@ -23,7 +23,9 @@ pub enum ErrorKind {
     /// Well-formed but invalid input: a field failed validation.
     Unprocessable,
     /// Too many requests; retry after this many seconds.
-    RateLimited { retry_after: u32 },
+    RateLimited {
+        retry_after: u32,
+    },
     /// A backing service (database, KV, outbound HTTP) failed.
     Unavailable,
     /// A bug or misconfiguration. Never shown in detail.

@@ -40,10 +40,7 @@ pub fn media_type(req: &http::request::Parts) -> Option<String> {
 pub fn require_media_type(req: &http::request::Parts, expected: &str) -> Result<(), Error> {
     match media_type(req) {
         Some(mt) if mt == expected => Ok(()),
-        _ => Err(Error::new(
-            ErrorKind::UnsupportedMediaType,
-            format!("Send the body as {expected}."),
-        )),
+        _ => Err(Error::new(ErrorKind::UnsupportedMediaType, format!("Send the body as {expected}."))),
     }
 }
 
@@ -132,10 +129,7 @@ pub fn add_retry_after(res: &mut Response, err: &Error) {
 
 /// The 413 an adapter returns when a body exceeds [`MAX_BODY`].
 pub fn too_large() -> Error {
-    Error::new(
-        ErrorKind::PayloadTooLarge,
-        format!("The request body is larger than {} KB.", MAX_BODY / 1024),
-    )
+    Error::new(ErrorKind::PayloadTooLarge, format!("The request body is larger than {} KB.", MAX_BODY / 1024))
 }
 
 #[cfg(test)]

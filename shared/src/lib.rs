@@ -18,11 +18,11 @@ pub mod error;
 pub mod geo;
 pub mod html;
 pub mod httpx;
+pub mod mail;
 pub mod ratelimit;
 pub mod sql;
 pub mod token;
 pub mod url;
-pub mod mail;
 
 pub mod adapters;
 

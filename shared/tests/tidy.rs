@@ -86,12 +86,7 @@ fn every_function_is_wired_on_both_platforms() {
 #[test]
 fn wasm_bindgen_cli_pin_matches_the_lockfile() {
     let makefile = read("Makefile");
-    let pinned = makefile
-        .lines()
-        .find_map(|l| l.strip_prefix("WASM_BINDGEN_VERSION := "))
-        .expect("Makefile pins WASM_BINDGEN_VERSION")
-        .trim()
-        .to_owned();
+    let pinned = makefile.lines().find_map(|l| l.strip_prefix("WASM_BINDGEN_VERSION := ")).expect("Makefile pins WASM_BINDGEN_VERSION").trim().to_owned();
     let lock = read("Cargo.lock");
     let locked = lock
         .split("[[package]]")

@@ -39,7 +39,8 @@ macro_rules! ensure {
 /// Client addresses used by this module's cases. Every case in the suite
 /// sends addresses under @example.com and clients in 198.51.100.0/24 (or the
 /// geo test addresses), which the final scan looks for.
-const IPS: &[&str] = &["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5", "198.51.100.6", "198.51.100.7", "89.160.20.128", "198.51.100.9"];
+const IPS: &[&str] =
+    &["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5", "198.51.100.6", "198.51.100.7", "89.160.20.128", "198.51.100.9"];
 const SCAN_FOR: &[&str] = &["@example.com", "198.51.100.", "89.160.20.128", "81.2.69.142", "form-fan", "json-fan", "dupe-fan", "race-fan", "geo-fan", "rl-fan"];
 
 pub fn body(res: &Res) -> String {

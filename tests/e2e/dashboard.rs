@@ -161,7 +161,8 @@ fn sign_in_once_same_browser(t: &Target) -> Result<(), String> {
     ensure!(res.status() == 403 && body(&res).contains("different browser"), "other browser: {}", res.status());
     let res = b.open_link(&link)?;
     ensure!(res.status() == 303 && location(&res) == "/app/fans", "verify: {} {}", res.status(), location(&res));
-    let cookie = res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("__Host-sd_session=")).unwrap_or("").to_owned();
+    let cookie =
+        res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("__Host-sd_session=")).unwrap_or("").to_owned();
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         ensure!(cookie.contains(attr), "session cookie lacks {attr}: {cookie}");
     }
@@ -173,13 +174,19 @@ fn sign_in_once_same_browser(t: &Target) -> Result<(), String> {
     let csp = fans.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
     ensure!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline") && csp.contains("style-src 'self'"), "csp: {csp}");
     let css = b.get(&body(&fans).split("rel=\"stylesheet\" href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_owned())?;
-    ensure!(css.status() == 200 && css.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").contains("immutable"), "stylesheet {}", css.status());
+    ensure!(
+        css.status() == 200 && css.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").contains("immutable"),
+        "stylesheet {}",
+        css.status()
+    );
     // Used once; a second link expires after 10 minutes.
     ensure!(b.open_link(&link)?.status() == 410, "a used link must be refused");
     let second = b.ask_link("signin@e2e.example")?;
     let token = second.split("t=").nth(1).unwrap_or("").to_owned();
     let hash = shared::crypto::sha256_hex(token.as_bytes());
-    t.db_rw()?.execute("UPDATE sign_in_links SET created_at = created_at - 660000, expires_at = expires_at - 660000 WHERE token_hash = ?1", [&hash]).map_err(|e| e.to_string())?;
+    t.db_rw()?
+        .execute("UPDATE sign_in_links SET created_at = created_at - 660000, expires_at = expires_at - 660000 WHERE token_hash = ?1", [&hash])
+        .map_err(|e| e.to_string())?;
     ensure!(b.open_link(&second)?.status() == 410, "an 11-minute-old link must be refused");
     Ok(())
 }
@@ -267,7 +274,10 @@ fn expiry(t: &Target) -> Result<(), String> {
     let age = |b: &Browser, column: &str, ms: i64| -> Result<(), String> {
         let id = b.cookies.iter().find(|(k, _)| k == "__Host-sd_session").map(|(_, v)| v.clone()).ok_or("no session cookie")?;
         t.db_rw()?
-            .execute(&format!("UPDATE sessions SET {column} = {column} - ?1 WHERE id_hash = ?2"), rusqlite::params![ms, shared::crypto::sha256_hex(id.as_bytes())])
+            .execute(
+                &format!("UPDATE sessions SET {column} = {column} - ?1 WHERE id_hash = ?2"),
+                rusqlite::params![ms, shared::crypto::sha256_hex(id.as_bytes())],
+            )
             .map_err(|e| e.to_string())
             .map(drop)
     };
@@ -316,12 +326,18 @@ fn csrf_refused(t: &Target) -> Result<(), String> {
         ensure!(res.status() == 403 && body(&res).contains("nothing was changed"), "form {form:?}: {}", res.status());
     }
     let cookie = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-    let res = t.send("POST", &path, &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded"), ("origin", "https://evil.example"), (t.ip_header(), "198.51.100.108")], format!("csrf={csrf}").as_bytes())?;
+    let res = t.send(
+        "POST",
+        &path,
+        &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded"), ("origin", "https://evil.example"), (t.ip_header(), "198.51.100.108")],
+        format!("csrf={csrf}").as_bytes(),
+    )?;
     ensure!(res.status() == 403, "cross-origin POST: {}", res.status());
     let status: String = t.db()?.query_row("SELECT status FROM fans WHERE id = ?1", [&fan], |r| r.get(0)).map_err(|e| e.to_string())?;
     ensure!(status == "subscribed", "a refused request changed the fan to {status}");
     ensure!(b.post(&path, &format!("csrf={csrf}"))?.status() == 303, "the real form must work");
-    let method: String = t.db()?.query_row("SELECT method FROM consent_events WHERE fan_id = ?1 AND kind = 'unsubscribe'", [&fan], |r| r.get(0)).map_err(|e| e.to_string())?;
+    let method: String =
+        t.db()?.query_row("SELECT method FROM consent_events WHERE fan_id = ?1 AND kind = 'unsubscribe'", [&fan], |r| r.get(0)).map_err(|e| e.to_string())?;
     ensure!(method == "artist", "recorded as {method}");
     Ok(())
 }
@@ -364,7 +380,16 @@ fn cross_tenant(t: &Target) -> Result<(), String> {
     ensure!(search.contains("No fans match") && !search.contains(&format!("/app/fans/{a_fan}")), "B's search finds A's fan");
     for path in ["/app/fans", "/app/fans.csv", "/api/v1/app/fans", "/app/pages", "/app/links", "/app/team", "/app/tokens"] {
         let page = body(&b.get(path)?);
-        for theirs in ["tenant-a-fan@example.com</a>", "tenant-a-fan@example.com,", "\"tenant-a-fan@example.com\"", "/s/e2e<", "e2e-db-only", "tenant-a@e2e.example", "tenant-a-tool", "E2E list"] {
+        for theirs in [
+            "tenant-a-fan@example.com</a>",
+            "tenant-a-fan@example.com,",
+            "\"tenant-a-fan@example.com\"",
+            "/s/e2e<",
+            "e2e-db-only",
+            "tenant-a@e2e.example",
+            "tenant-a-tool",
+            "E2E list",
+        ] {
             ensure!(!page.contains(theirs), "B's {path} shows A's {theirs}");
         }
     }

@@ -69,9 +69,7 @@ fn one_click(t: &Target, token: &str) -> Result<crate::cases::Res, String> {
 }
 
 fn events(t: &Target, fan: &str, kind: &str) -> Result<i64, String> {
-    t.db()?
-        .query_row("SELECT count(*) FROM consent_events WHERE fan_id = ?1 AND kind = ?2", [fan, kind], |r| r.get(0))
-        .map_err(|e| e.to_string())
+    t.db()?.query_row("SELECT count(*) FROM consent_events WHERE fan_id = ?1 AND kind = ?2", [fan, kind], |r| r.get(0)).map_err(|e| e.to_string())
 }
 
 fn doi_pending_then_confirmed(t: &Target) -> Result<(), String> {
@@ -150,7 +148,8 @@ fn unsubscribe_one_click_idempotent(t: &Target) -> Result<(), String> {
     }
     ensure!(fan_status(t, &fan)? == "unsubscribed", "not unsubscribed");
     ensure!(events(t, &fan, "unsubscribe")? == 1, "repeat POST recorded again");
-    let method: String = t.db()?.query_row("SELECT method FROM consent_events WHERE fan_id = ?1 AND kind = 'unsubscribe'", [&fan], |r| r.get(0)).map_err(|e| e.to_string())?;
+    let method: String =
+        t.db()?.query_row("SELECT method FROM consent_events WHERE fan_id = ?1 AND kind = 'unsubscribe'", [&fan], |r| r.get(0)).map_err(|e| e.to_string())?;
     ensure!(method == "one-click", "method {method}");
     Ok(())
 }
@@ -204,7 +203,11 @@ fn resubscribe_keeps_history(t: &Target) -> Result<(), String> {
     let link = text.split_whitespace().find(|w| w.starts_with(&prefix)).ok_or("no confirm link in the mail")?;
     let post = t.send("POST", link.trim_start_matches(PUBLIC_BASE), &[("content-type", "application/x-www-form-urlencoded")], b"")?;
     ensure!(post.status() == 200 && fan_status(t, &fan)? == "subscribed", "confirming the comeback: {}", post.status());
-    let n = count(t, "SELECT count(*) FROM consent_events WHERE fan_id = (SELECT id FROM fans WHERE email_hash = ?1)", Some(&keys().blind_index("e2e-artist", email)))?;
+    let n = count(
+        t,
+        "SELECT count(*) FROM consent_events WHERE fan_id = (SELECT id FROM fans WHERE email_hash = ?1)",
+        Some(&keys().blind_index("e2e-artist", email)),
+    )?;
     ensure!(n == 4, "{n} events; expected subscribe, unsubscribe, request, confirm");
     Ok(())
 }

@@ -240,11 +240,9 @@ fn links_tracked_redirect_counted(t: &Target) -> Result<(), String> {
     let today: String = t.db()?.query_row("SELECT date('now')", [], |r| r.get(0)).map_err(|e| e.to_string())?;
     let row: (String, String, String, String, String) = t
         .db()?
-        .query_row(
-            "SELECT kind, platform, country, device, day FROM link_stats WHERE referrer = 'tracked.e2e.example'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        .query_row("SELECT kind, platform, country, device, day FROM link_stats WHERE referrer = 'tracked.e2e.example'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .map_err(|e| e.to_string())?;
     let expected = ("click".to_owned(), "spotify".to_owned(), "GB".to_owned(), "ios".to_owned(), today);
     ensure!(row == expected, "counter row {row:?}, expected {expected:?}");
@@ -270,10 +268,8 @@ fn links_analytics_after_n_clicks(t: &Target) -> Result<(), String> {
     let mut st = conn
         .prepare("SELECT kind, platform, country, device, count FROM link_stats WHERE referrer = 'n-clicks.e2e.example' ORDER BY kind, country")
         .map_err(|e| e.to_string())?;
-    let rows: Vec<(String, String, String, String, i64)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .and_then(Iterator::collect)
-        .map_err(|e| e.to_string())?;
+    let rows: Vec<(String, String, String, String, i64)> =
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))).and_then(Iterator::collect).map_err(|e| e.to_string())?;
     let s = |v: &str| v.to_owned();
     let expected = vec![
         (s("click"), s("youtube-music"), s("GB"), s("desktop"), 2),
@@ -323,7 +319,10 @@ fn links_bots_not_counted(t: &Target) -> Result<(), String> {
         let f = fan(t, Some("GB"), ua);
         let res = f.get("/l/e2e-night?ref=bots.e2e.example")?;
         let html = body(&res);
-        ensure!(res.status() == 200 && html.contains("property=\"og:title\" content=\"Night Drive\"") && html.contains("og:image"), "{ua}: page without Open Graph tags");
+        ensure!(
+            res.status() == 200 && html.contains("property=\"og:title\" content=\"Night Drive\"") && html.contains("og:image"),
+            "{ua}: page without Open Graph tags"
+        );
         let click = f.get("/l/e2e-night/spotify?ref=bots.e2e.example")?;
         ensure!(click.status() == 302 && header(&click, "set-cookie").is_empty(), "{ua}: click {}", click.status());
     }

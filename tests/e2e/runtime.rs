@@ -120,9 +120,8 @@ fn worker_configs(root: &Path, out: &Path, settings: &[(&str, String)]) -> Resul
         let text = std::fs::read_to_string(dir.join("wrangler.toml")).map_err(|e| e.to_string())?;
         let mut out_text = String::new();
         for line in text.lines() {
-            let rewritten = ["main = \"", "migrations_dir = \""].iter().find_map(|key| {
-                line.strip_prefix(key).map(|rest| format!("{key}{}/{rest}", dir.display()))
-            });
+            let rewritten =
+                ["main = \"", "migrations_dir = \""].iter().find_map(|key| line.strip_prefix(key).map(|rest| format!("{key}{}/{rest}", dir.display())));
             out_text.push_str(rewritten.as_deref().unwrap_or(line));
             out_text.push('\n');
         }
@@ -221,8 +220,7 @@ pub fn start_spin() -> crate::Started {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(180))
-        .map_err(|_| format!("spin-host did not start; see {}", state.join("spin-host.log").display()))?;
+    rx.recv_timeout(Duration::from_secs(180)).map_err(|_| format!("spin-host did not start; see {}", state.join("spin-host.log").display()))?;
     let base = format!("http://127.0.0.1:{port}");
     let db_path = state.join("data/sqlite_db.db");
     Ok((server, Arc::new(Target { kind: Kind::Spin, base, state: state.join("data"), db_path, mail })))

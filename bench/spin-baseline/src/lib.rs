@@ -49,16 +49,13 @@ fn db_insert(req: &Request) -> Result<Response, String> {
     let db = Connection::open_default().map_err(|e| format!("sqlite open: {e:?}"))?;
     let body = String::from_utf8_lossy(req.body()).into_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    db.execute("INSERT INTO bench_rows (body, at) VALUES (?, ?)", &[Value::Text(body), Value::Integer(now)])
-        .map_err(|e| format!("sqlite: {e:?}"))?;
+    db.execute("INSERT INTO bench_rows (body, at) VALUES (?, ?)", &[Value::Text(body), Value::Integer(now)]).map_err(|e| format!("sqlite: {e:?}"))?;
     Ok(Response::builder().status(200).header("content-type", "application/json").body("{\"status\":\"ok\"}").build())
 }
 
 fn db_read() -> Result<Response, String> {
     let db = Connection::open_default().map_err(|e| format!("sqlite open: {e:?}"))?;
-    let result = db
-        .execute("SELECT title FROM capture_pages WHERE slug = ?", &[Value::Text("demo".to_owned())])
-        .map_err(|e| format!("sqlite: {e:?}"))?;
+    let result = db.execute("SELECT title FROM capture_pages WHERE slug = ?", &[Value::Text("demo".to_owned())]).map_err(|e| format!("sqlite: {e:?}"))?;
     let Some(title) = result.rows().next().and_then(|r| r.get::<&str>("title").map(escape)) else {
         return Ok(Response::new(404, "no page"));
     };

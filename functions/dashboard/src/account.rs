@@ -123,7 +123,12 @@ async fn confirm(form: &Form, env: &impl Env, keys: &Keys, session: &Session) ->
             Ok(res)
         }
         None => match auth::pending_totp(env, keys, &session.user_id).await? {
-            Some(secret) => enrol_page(session, &secret, Some("That code didn't match. Check the time on your phone and enter the newest code."), StatusCode::UNPROCESSABLE_ENTITY),
+            Some(secret) => enrol_page(
+                session,
+                &secret,
+                Some("That code didn't match. Check the time on your phone and enter the newest code."),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
             None => Ok(view::redirect("/app/account")),
         },
     }
@@ -134,7 +139,11 @@ async fn disable(form: &Form, env: &impl Env, keys: &Keys, session: &Session) ->
         return Err(Error::new(ErrorKind::Forbidden, "Your workspace requires two-factor authentication, so it can't be turned off."));
     }
     if !auth::verify_code_only(env, keys, session, form.get("code").unwrap_or("").trim()).await? {
-        return Err(Error::field(ErrorKind::Unprocessable, "code", "That code didn't work, so two-factor authentication is still on. Enter the newest code from your app."));
+        return Err(Error::field(
+            ErrorKind::Unprocessable,
+            "code",
+            "That code didn't work, so two-factor authentication is still on. Enter the newest code from your app.",
+        ));
     }
     auth::disable_totp(env, session).await?;
     Ok(view::redirect("/app/account?done=disabled"))

@@ -84,9 +84,6 @@ mod tests {
         c.row(["+1@x.io", "-2"]);
         c.row(["@x", "\tTab"]);
         let text = String::from_utf8(c.finish()).unwrap();
-        assert_eq!(
-            text,
-            "email,city\r\n\"a,b@x.io\",Linköping\r\n'=cmd|'/c calc'!A1@x.io,\"say \"\"hi\"\"\"\r\n'+1@x.io,'-2\r\n'@x,'\tTab\r\n"
-        );
+        assert_eq!(text, "email,city\r\n\"a,b@x.io\",Linköping\r\n'=cmd|'/c calc'!A1@x.io,\"say \"\"hi\"\"\"\r\n'+1@x.io,'-2\r\n'@x,'\tTab\r\n");
     }
 }

@@ -38,7 +38,15 @@ struct Filter {
 impl Filter {
     fn from_query<E: Env>(ctx: &Ctx<'_, E>) -> Filter {
         let q = |name: &str| httpx::query_param(&ctx.parts.uri, name).map(|v| v.trim().to_owned()).unwrap_or_default();
-        let mut f = Filter { status: q("status"), country: q("country").to_ascii_uppercase(), page: q("page"), from: q("from"), to: q("to"), email: q("email"), ..Filter::default() };
+        let mut f = Filter {
+            status: q("status"),
+            country: q("country").to_ascii_uppercase(),
+            page: q("page"),
+            from: q("from"),
+            to: q("to"),
+            email: q("email"),
+            ..Filter::default()
+        };
         if !f.status.is_empty() && !STATUSES.contains(&f.status.as_str()) {
             f.errors.push(("status", "Choose one of the listed statuses."));
         }
@@ -99,7 +107,9 @@ impl Filter {
     /// The query string of these filters (for the CSV link and paging).
     fn query(&self) -> String {
         let mut q = String::new();
-        for (k, v) in [("status", &self.status), ("country", &self.country), ("page", &self.page), ("from", &self.from), ("to", &self.to), ("email", &self.email)] {
+        for (k, v) in
+            [("status", &self.status), ("country", &self.country), ("page", &self.page), ("from", &self.from), ("to", &self.to), ("email", &self.email)]
+        {
             if !v.is_empty() {
                 q.push_str(if q.is_empty() { "" } else { "&" });
                 q.push_str(k);
@@ -148,7 +158,20 @@ fn fan_from<E: Env>(ctx: &Ctx<'_, E>, mut r: Row) -> Result<Fan, Error> {
     let consent_version = text(8);
     let context = format!("fan.email:{}", ctx.db.artist_id());
     let email = String::from_utf8(ctx.keys.decrypt(&enc, context.as_bytes())?).map_err(Error::internal)?;
-    Ok(Fan { id, email, status, country, region, city, page, created_at: r.int(7).unwrap_or(0), consent_version, subscribed_at: r.int(9), confirmed_at: r.int(10), unsubscribed_at: r.int(11) })
+    Ok(Fan {
+        id,
+        email,
+        status,
+        country,
+        region,
+        city,
+        page,
+        created_at: r.int(7).unwrap_or(0),
+        consent_version,
+        subscribed_at: r.int(9),
+        confirmed_at: r.int(10),
+        unsubscribed_at: r.int(11),
+    })
 }
 
 /// One page of fans matching `f`, newest first, after its cursor.
@@ -271,7 +294,9 @@ async fn one<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Fan, Error> {
     if id.len() > 64 {
         return Err(not_found());
     }
-    let sql = format!("SELECT {COLUMNS} FROM fans f LEFT JOIN capture_pages p ON p.id = f.source_page_id AND p.artist_id = f.artist_id WHERE f.artist_id = ?1 AND f.id = ?2");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM fans f LEFT JOIN capture_pages p ON p.id = f.source_page_id AND p.artist_id = f.artist_id WHERE f.artist_id = ?1 AND f.id = ?2"
+    );
     let row = ctx.db.query(&sql, &[Param::Text(id)]).await?.into_iter().next().ok_or_else(not_found)?;
     fan_from(ctx, row)
 }
@@ -389,13 +414,37 @@ pub async fn csv<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         return Err(Error::field(ErrorKind::Unprocessable, field, *msg));
     }
     let mut out = Csv::new();
-    out.row(["email", "status", "country", "region", "city", "source_page", "signed_up_at", "consent_version", "subscribed_at", "confirmed_at", "unsubscribed_at"]);
+    out.row([
+        "email",
+        "status",
+        "country",
+        "region",
+        "city",
+        "source_page",
+        "signed_up_at",
+        "consent_version",
+        "subscribed_at",
+        "confirmed_at",
+        "unsubscribed_at",
+    ]);
     let mut after = None;
     loop {
         let batch = fetch(ctx, &f, after.as_ref(), EXPORT_BATCH).await?;
         for fan in &batch {
             let times = [iso(Some(fan.created_at)), iso(fan.subscribed_at), iso(fan.confirmed_at), iso(fan.unsubscribed_at)];
-            out.row([fan.email.as_str(), &fan.status, &fan.country, &fan.region, &fan.city, &fan.page, &times[0], &fan.consent_version, &times[1], &times[2], &times[3]]);
+            out.row([
+                fan.email.as_str(),
+                &fan.status,
+                &fan.country,
+                &fan.region,
+                &fan.city,
+                &fan.page,
+                &times[0],
+                &fan.consent_version,
+                &times[1],
+                &times[2],
+                &times[3],
+            ]);
         }
         match batch.last() {
             Some(last) if batch.len() == EXPORT_BATCH => after = Some((last.created_at, last.id.clone())),

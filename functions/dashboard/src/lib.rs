@@ -82,7 +82,9 @@ async fn route(parts: &Parts, body: &[u8], env: &impl Env) -> Result<Response, E
     let keys = Keys::from_env(env)?;
     let session = match current_session(parts, env, &keys).await? {
         Ok(s) => s,
-        Err(expired) if api => return Err(Error::new(ErrorKind::Unauthorized, if expired { "Your session has ended. Sign in again." } else { "Sign in first." })),
+        Err(expired) if api => {
+            return Err(Error::new(ErrorKind::Unauthorized, if expired { "Your session has ended. Sign in again." } else { "Sign in first." }))
+        }
         Err(expired) => return Ok(view::redirect(if expired { "/app/sign-in?ended=1" } else { "/app/sign-in" })),
     };
     let form = if parts.method == Method::POST {

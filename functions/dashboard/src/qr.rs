@@ -31,8 +31,8 @@ pub fn svg(data: &str, label: &str) -> Result<String, shared::Error> {
     if data.len() > MAX_DATA_LEN {
         return Err(shared::Error::internal(format_args!("QR data is {} bytes, over {MAX_DATA_LEN}", data.len())));
     }
-    let code = QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M)
-        .map_err(|e| shared::Error::internal(format_args!("QR encoding failed: {e}")))?;
+    let code =
+        QrCode::with_error_correction_level(data.as_bytes(), EcLevel::M).map_err(|e| shared::Error::internal(format_args!("QR encoding failed: {e}")))?;
     let width = code.width();
     let colors = code.to_colors();
     let side = width + 2 * QUIET;

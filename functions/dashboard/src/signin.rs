@@ -61,7 +61,13 @@ async fn request(parts: &Parts, body: &[u8], env: &impl Env, keys: &Keys) -> Res
     let Some(bind) = auth::cookie(parts, auth::BINDING_COOKIE) else {
         // Cookies off, or the form sat open too long: a fresh cookie comes
         // with the form, and nothing about the address is revealed.
-        return form_page(env, parts, Some("Your browser didn't send back our sign-in cookie. Allow cookies for this site, then send the form again."), &typed, StatusCode::BAD_REQUEST);
+        return form_page(
+            env,
+            parts,
+            Some("Your browser didn't send back our sign-in cookie. Allow cookies for this site, then send the form again."),
+            &typed,
+            StatusCode::BAD_REQUEST,
+        );
     };
     auth::check_csrf(parts, &auth::csrf_token(keys, "sign-in", bind), form.get("csrf"))?;
     let email = match Email::parse(&typed) {
@@ -82,7 +88,9 @@ async fn request(parts: &Parts, body: &[u8], env: &impl Env, keys: &Keys) -> Res
 }
 
 fn send_link(env: &impl Env, to: &str, link: &str) -> Result<(), Error> {
-    let text = format!("Sign in to Stagedoor:\n{link}\n\nThe link works once, for 10 minutes, in the browser where you asked for it. If you didn't ask, ignore this email.\n");
+    let text = format!(
+        "Sign in to Stagedoor:\n{link}\n\nThe link works once, for 10 minutes, in the browser where you asked for it. If you didn't ask, ignore this email.\n"
+    );
     let html = format!(
         "<p><a href=\"{l}\">Sign in to Stagedoor</a></p><p>The link works once, for 10 minutes, in the browser where you asked for it. If you didn't ask, ignore this email.</p>",
         l = shared::html::escape(link)
@@ -116,7 +124,8 @@ async fn verify(parts: &Parts, body: &[u8], env: &impl Env, keys: &Keys) -> Resu
     // Without the binding cookie the CSRF token can't match either; say
     // what actually went wrong.
     let csrf_ok = bind.is_some_and(|b| shared::crypto::ct_eq(auth::csrf_token(keys, "verify", b).as_bytes(), form.get("csrf").unwrap_or("").as_bytes()));
-    let outcome = if token.is_empty() || token.len() > 64 { Err(LinkError::Expired) } else { auth::redeem_sign_in(env, token, bind.filter(|_| csrf_ok)).await? };
+    let outcome =
+        if token.is_empty() || token.len() > 64 { Err(LinkError::Expired) } else { auth::redeem_sign_in(env, token, bind.filter(|_| csrf_ok)).await? };
     match outcome {
         Ok(session_id) => {
             let mut res = view::redirect("/app/fans");
@@ -129,11 +138,9 @@ async fn verify(parts: &Parts, body: &[u8], env: &impl Env, keys: &Keys) -> Resu
             "This link was asked for in a different browser",
             "For your safety a sign-in link only works in the browser where you asked for it. Open it there, or ask for a new link here.",
         ),
-        Err(LinkError::Expired) => link_refused(
-            StatusCode::GONE,
-            "This sign-in link has expired",
-            "Sign-in links work once and for 10 minutes. Ask for a new one.",
-        ),
+        Err(LinkError::Expired) => {
+            link_refused(StatusCode::GONE, "This sign-in link has expired", "Sign-in links work once and for 10 minutes. Ask for a new one.")
+        }
     }
 }
 
@@ -158,7 +165,11 @@ pub async fn second_factor(parts: &Parts, form: &Form, env: &impl Env, keys: &Ke
             view::add_cookie(&mut res, &auth::set_cookie(auth::SESSION_COOKIE, &new_id, None));
             Ok(res)
         }
-        CodeCheck::Wrong => code_page(session, Some("That code didn't work. Codes change every 30 seconds and each works once; a recovery code works once too."), StatusCode::UNPROCESSABLE_ENTITY),
+        CodeCheck::Wrong => code_page(
+            session,
+            Some("That code didn't work. Codes change every 30 seconds and each works once; a recovery code works once too."),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
         CodeCheck::TooMany => {
             let mut res = view::redirect("/app/sign-in?ended=1");
             view::add_cookie(&mut res, &auth::set_cookie(auth::SESSION_COOKIE, "", Some(0)));

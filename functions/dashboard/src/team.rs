@@ -22,16 +22,20 @@ struct Member {
 }
 
 async fn members<E: Env>(ctx: &Ctx<'_, E>) -> Result<Vec<Member>, Error> {
-    let rows = ctx
-        .db
-        .query("SELECT id, email_enc, role, totp_enc IS NOT NULL, last_sign_in_at FROM users WHERE artist_id = ?1 ORDER BY created_at, id", &[])
-        .await?;
+    let rows =
+        ctx.db.query("SELECT id, email_enc, role, totp_enc IS NOT NULL, last_sign_in_at FROM users WHERE artist_id = ?1 ORDER BY created_at, id", &[]).await?;
     let context = format!("user.email:{}", ctx.db.artist_id());
     rows.into_iter()
         .map(|mut r| {
             let enc = r.take_text(1).unwrap_or_default();
             let email = String::from_utf8(ctx.keys.decrypt(&enc, context.as_bytes())?).map_err(Error::internal)?;
-            Ok(Member { id: r.take_text(0).unwrap_or_default(), email, role: r.take_text(2).unwrap_or_default(), totp: r.int(3) == Some(1), last_sign_in: r.int(4) })
+            Ok(Member {
+                id: r.take_text(0).unwrap_or_default(),
+                email,
+                role: r.take_text(2).unwrap_or_default(),
+                totp: r.int(3) == Some(1),
+                last_sign_in: r.int(4),
+            })
         })
         .collect()
 }
@@ -111,12 +115,22 @@ pub async fn invite<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         )
         .await?;
     if added == 0 {
-        return render(ctx, Some("This address already has a Stagedoor account (each address belongs to one workspace). Ask them to use another address."), typed, StatusCode::CONFLICT).await;
+        return render(
+            ctx,
+            Some("This address already has a Stagedoor account (each address belongs to one workspace). Ask them to use another address."),
+            typed,
+            StatusCode::CONFLICT,
+        )
+        .await;
     }
     let sign_in = format!("{}/app/sign-in", mail::base_url(ctx.env)?);
     let artist = &ctx.session.artist_name;
     let text = format!("You've been added to {artist}'s Stagedoor dashboard. Sign in with this address at {sign_in}\n");
-    let html = format!("<p>You've been added to {}'s Stagedoor dashboard.</p><p><a href=\"{}\">Sign in</a> with this address.</p>", shared::html::escape(artist), shared::html::escape(&sign_in));
+    let html = format!(
+        "<p>You've been added to {}'s Stagedoor dashboard.</p><p><a href=\"{}\">Sign in</a> with this address.</p>",
+        shared::html::escape(artist),
+        shared::html::escape(&sign_in)
+    );
     let subject = format!("You've been added to {artist} on Stagedoor");
     mail::send_later(ctx.env, &Message { to: email.as_str(), subject: &subject, text: &text, html: &html, unsubscribe: None }, Vec::new())?;
     Ok(view::redirect("/app/team?done=invited"))
@@ -126,7 +140,10 @@ pub async fn remove<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Erro
     ctx.require_owner()?;
     let rows = ctx
         .db
-        .query("SELECT role, (SELECT count(*) FROM users WHERE artist_id = ?1 AND role = 'owner') FROM users WHERE artist_id = ?1 AND id = ?2", &[Param::Text(id)])
+        .query(
+            "SELECT role, (SELECT count(*) FROM users WHERE artist_id = ?1 AND role = 'owner') FROM users WHERE artist_id = ?1 AND id = ?2",
+            &[Param::Text(id)],
+        )
         .await?;
     let row = rows.first().ok_or_else(not_found)?;
     if id == ctx.session.user_id || (row.text(0) == Some("owner") && row.int(1).unwrap_or(0) <= 1) {
@@ -179,7 +196,13 @@ async fn render_tokens<E: Env>(ctx: &Ctx<'_, E>, created: Option<&str>, error: O
         .await?;
     let list: Vec<Token> = rows
         .into_iter()
-        .map(|mut r| Token { id: r.take_text(0).unwrap_or_default(), label: r.take_text(1).unwrap_or_default(), created_at: r.int(2).unwrap_or(0), revoked_at: r.int(3), last_used: r.int(4) })
+        .map(|mut r| Token {
+            id: r.take_text(0).unwrap_or_default(),
+            label: r.take_text(1).unwrap_or_default(),
+            created_at: r.int(2).unwrap_or(0),
+            revoked_at: r.int(3),
+            last_used: r.int(4),
+        })
         .collect();
     let body = html! {
         h1 { "API tokens" }
@@ -223,7 +246,14 @@ pub async fn create_token<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     ctx.require_owner()?;
     let label = ctx.form.get("label").unwrap_or("").trim();
     if label.is_empty() || label.chars().count() > 60 {
-        return render_tokens(ctx, None, Some("Give the token a label of 1 to 60 characters, so you know later what uses it."), label, StatusCode::UNPROCESSABLE_ENTITY).await;
+        return render_tokens(
+            ctx,
+            None,
+            Some("Give the token a label of 1 to 60 characters, so you know later what uses it."),
+            label,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let token = format!("sd_{}", auth::random_token(ctx.env)?);
     let id = shared::env::random_id(ctx.env)?;
@@ -243,7 +273,10 @@ pub async fn revoke_token<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response
         return Err(not_found());
     }
     ctx.db
-        .execute("UPDATE api_tokens SET revoked_at = ?3 WHERE artist_id = ?1 AND id = ?2 AND revoked_at IS NULL", &[Param::Text(id), Param::Int(ctx.env.now_ms())])
+        .execute(
+            "UPDATE api_tokens SET revoked_at = ?3 WHERE artist_id = ?1 AND id = ?2 AND revoked_at IS NULL",
+            &[Param::Text(id), Param::Int(ctx.env.now_ms())],
+        )
         .await?;
     Ok(view::redirect("/app/tokens?done=revoked"))
 }

@@ -36,7 +36,9 @@ fn world() -> World {
     env.client.ip = Some("203.0.113.7".parse().unwrap());
     let conn = env.db.conn();
     conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();
-    for (id, artist, email, role) in [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")] {
+    for (id, artist, email, role) in
+        [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")]
+    {
         conn.execute(
             "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
             [id, artist, &enc(&format!("user.email:{artist}"), email), &user_index(email), role],
@@ -53,7 +55,11 @@ fn world() -> World {
     )
     .unwrap();
     // Fans of both artists; a1's include a formula-looking address.
-    let fans = [("f1", "a1", "=sum(a1)@example.com", "subscribed", "SE", "Linköping"), ("f2", "a1", "b@example.com", "unsubscribed", "US", "Austin"), ("f3", "a2", "secret@other.example", "subscribed", "DE", "Berlin")];
+    let fans = [
+        ("f1", "a1", "=sum(a1)@example.com", "subscribed", "SE", "Linköping"),
+        ("f2", "a1", "b@example.com", "unsubscribed", "US", "Austin"),
+        ("f3", "a2", "secret@other.example", "subscribed", "DE", "Berlin"),
+    ];
     for (i, (id, artist, email, status, country, city)) in fans.iter().enumerate() {
         let page = if *artist == "a1" { "p1" } else { "p2" };
         conn.execute(
@@ -67,7 +73,6 @@ fn world() -> World {
     drop(conn);
     World { env, mail }
 }
-
 
 /// A browser: keeps cookies, sends same-origin headers on POST.
 struct Browser {
@@ -144,7 +149,9 @@ fn hidden(html: &str, name: &str) -> String {
 fn last_link(mail: &Recorder, to: &str) -> Option<String> {
     mail.requests().iter().rev().find_map(|r| {
         let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
-        (v["to"][0] == to).then(|| v["text"].as_str().and_then(|t| t.split_whitespace().find(|w| w.contains("/app/sign-in/verify"))).map(str::to_owned)).flatten()
+        (v["to"][0] == to)
+            .then(|| v["text"].as_str().and_then(|t| t.split_whitespace().find(|w| w.contains("/app/sign-in/verify"))).map(str::to_owned))
+            .flatten()
     })
 }
 
@@ -174,7 +181,8 @@ fn sign_in_by_link_once_in_the_same_browser() {
     assert_eq!(b.open_link(&w.env, &link).status(), 410);
     // Only the session's hash is stored.
     let id = b.cookies.iter().find(|(k, _)| k == "__Host-sd_session").unwrap().1.clone();
-    let stored: i64 = w.env.db.conn().query_row("SELECT count(*) FROM sessions WHERE id_hash = ?1", [shared::crypto::sha256_hex(id.as_bytes())], |r| r.get(0)).unwrap();
+    let stored: i64 =
+        w.env.db.conn().query_row("SELECT count(*) FROM sessions WHERE id_hash = ?1", [shared::crypto::sha256_hex(id.as_bytes())], |r| r.get(0)).unwrap();
     let raw: i64 = w.env.db.conn().query_row("SELECT count(*) FROM sessions WHERE id_hash = ?1", [&id], |r| r.get(0)).unwrap();
     assert_eq!((stored, raw), (1, 0));
 }
@@ -354,7 +362,11 @@ fn fans_list_pages_by_keyset() {
         for part in page.split("href=\"/app/fans/").skip(1) {
             assert!(seen.insert(part[..part.find('"').unwrap()].to_owned()), "a fan listed twice");
         }
-        next = page.split("rel=\"next\"").next().and_then(|p| p.rfind("<a href=\"").map(|i| p[i + 9..].split('"').next().unwrap().to_owned())).filter(|_| page.contains("rel=\"next\""));
+        next = page
+            .split("rel=\"next\"")
+            .next()
+            .and_then(|p| p.rfind("<a href=\"").map(|i| p[i + 9..].split('"').next().unwrap().to_owned()))
+            .filter(|_| page.contains("rel=\"next\""));
     }
     assert_eq!(seen.len(), 122);
 }
@@ -420,7 +432,11 @@ fn owner_can_require_a_second_factor() {
     assert_eq!(location(&member.get(&w.env, "/app/fans")), "/app/account", "members without one must enrol first");
     assert_eq!(member.get(&w.env, "/api/v1/app/fans").status(), 401);
     let mcsrf = member.csrf(&w.env);
-    assert_eq!(member.post(&w.env, "/app/team/require-second-factor", &format!("csrf={mcsrf}&require=0")).status(), 303, "redirected to enrol, nothing changed");
+    assert_eq!(
+        member.post(&w.env, "/app/team/require-second-factor", &format!("csrf={mcsrf}&require=0")).status(),
+        303,
+        "redirected to enrol, nothing changed"
+    );
     let required: i64 = w.env.db.conn().query_row("SELECT require_totp FROM artist_settings WHERE artist_id = 'a1'", [], |r| r.get(0)).unwrap();
     assert_eq!(required, 1);
 }

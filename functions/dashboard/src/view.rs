@@ -69,8 +69,10 @@ fn head(title: &str) -> Markup {
 
 /// A page for a signed-in artist.
 pub fn app_page(session: &Session, nav: Nav, title: &str, body: Markup) -> String {
-    let item = |n: Nav, href: &str, label: &str| html! {
-        @if n == nav { a href=(href) aria-current="page" { (label) } } @else { a href=(href) { (label) } }
+    let item = |n: Nav, href: &str, label: &str| {
+        html! {
+            @if n == nav { a href=(href) aria-current="page" { (label) } } @else { a href=(href) { (label) } }
+        }
     };
     html! {
         html lang="en" {

@@ -47,9 +47,18 @@ struct Info {
 }
 
 const AMAZON: &[&str] = &[
-    "music.amazon.com", "music.amazon.ca", "music.amazon.com.mx", "music.amazon.com.br", "music.amazon.co.uk",
-    "music.amazon.de", "music.amazon.fr", "music.amazon.it", "music.amazon.es", "music.amazon.in",
-    "music.amazon.co.jp", "music.amazon.com.au",
+    "music.amazon.com",
+    "music.amazon.ca",
+    "music.amazon.com.mx",
+    "music.amazon.com.br",
+    "music.amazon.co.uk",
+    "music.amazon.de",
+    "music.amazon.fr",
+    "music.amazon.it",
+    "music.amazon.es",
+    "music.amazon.in",
+    "music.amazon.co.jp",
+    "music.amazon.com.au",
 ];
 
 // Indexed by `Platform as usize`.
@@ -136,9 +145,7 @@ impl Target {
     }
 
     pub fn url_for(&self, country: Option<Country>) -> &str {
-        country
-            .and_then(|c| self.countries.iter().find(|(k, _)| *k == c))
-            .map_or(&self.url, |(_, url)| url)
+        country.and_then(|c| self.countries.iter().find(|(k, _)| *k == c)).map_or(&self.url, |(_, url)| url)
     }
 
     pub fn label(&self) -> &str {
@@ -225,7 +232,10 @@ impl Definition {
     pub fn from_json(v: &Json, path_slug: Option<&str>) -> Result<Definition, Error> {
         let obj = v.as_object().ok_or_else(|| Error::new(ErrorKind::BadRequest, "The body must be a JSON object describing the link."))?;
         if let Some((k, _)) = obj.iter().find(|(k, _)| !FIELDS.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str())) {
-            return Err(Error::new(ErrorKind::Unprocessable, format!("Unknown field \"{k}\". A link has: slug, title, artist, artwork_url, auto_redirect, targets.")));
+            return Err(Error::new(
+                ErrorKind::Unprocessable,
+                format!("Unknown field \"{k}\". A link has: slug, title, artist, artwork_url, auto_redirect, targets."),
+            ));
         }
         let slug = match (opt_str(obj, "slug", "slug")?, path_slug) {
             (Some(s), Some(p)) if s != p => return Err(invalid("slug", "slug can't be changed; create a new link instead.")),
@@ -373,7 +383,9 @@ fn target(i: usize, v: &Json) -> Result<Target, Error> {
             check_text(l, "targets", &format!("targets[{i}].label"), MAX_LABEL)?;
             Some(l.to_owned())
         }
-        (_, Some(_)) => return Err(invalid("targets", format!("targets[{i}].label is only for \"other\"; {} buttons show the platform's name.", platform.name()))),
+        (_, Some(_)) => {
+            return Err(invalid("targets", format!("targets[{i}].label is only for \"other\"; {} buttons show the platform's name.", platform.name())))
+        }
         (_, None) => None,
     };
     let countries = overrides(i, member(obj, "countries"), hosts)?;
@@ -392,7 +404,8 @@ fn overrides(i: usize, v: Option<&Json>, hosts: &[&str]) -> Result<Vec<(Country,
     }
     let mut out = Vec::with_capacity(map.len());
     for (code, url) in map {
-        let c = Country::parse(code).ok_or_else(|| invalid("targets", format!("targets[{i}].countries: \"{code}\" is not a two-letter country code (ISO 3166-1).")))?;
+        let c = Country::parse(code)
+            .ok_or_else(|| invalid("targets", format!("targets[{i}].countries: \"{code}\" is not a two-letter country code (ISO 3166-1).")))?;
         if out.iter().any(|(k, _)| *k == c) {
             return Err(invalid("targets", format!("targets[{i}].countries lists {} twice.", c.as_str())));
         }
@@ -415,13 +428,11 @@ fn country_list(i: usize, key: &str, v: Option<&Json>) -> Result<Vec<Country>, E
     let mut out = Vec::with_capacity(list.len());
     for c in list {
         let c = c.as_str().ok_or_else(|| wrong_type("targets", &format!("targets[{i}].{key}"), "a list of country code strings"))?;
-        let code = Country::parse(c).ok_or_else(|| {
-            invalid("targets", format!("targets[{i}].{key}: \"{c}\" is not a two-letter country code (ISO 3166-1)."))
-        })?;
+        let code =
+            Country::parse(c).ok_or_else(|| invalid("targets", format!("targets[{i}].{key}: \"{c}\" is not a two-letter country code (ISO 3166-1).")))?;
         if !out.contains(&code) {
             out.push(code);
         }
     }
     Ok(out)
 }
-

@@ -153,7 +153,13 @@ pub fn count(env: &impl Env, link: &Link, event: Event, platform: &'static str, 
         // Compared field by field: a repeat visit (the common case on a
         // busy link) allocates nothing.
         let same = |k: &Key| {
-            k.day == day && k.kind == kind && k.platform == platform && k.device == device && k.country == country && k.referrer == visit.referrer && k.link_id == link.id
+            k.day == day
+                && k.kind == kind
+                && k.platform == platform
+                && k.device == device
+                && k.country == country
+                && k.referrer == visit.referrer
+                && k.link_id == link.id
         };
         match p.rows.iter_mut().find(|(k, _)| same(k)) {
             Some((_, n)) => *n += 1,

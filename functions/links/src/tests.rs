@@ -113,8 +113,13 @@ impl T {
 
     fn clicks(&self) -> Vec<(String, String, String, String, String, String, i64)> {
         let conn = self.env.db.conn();
-        let mut st = conn.prepare("SELECT kind, platform, country, referrer, device, day, count FROM link_stats ORDER BY kind, platform, country, referrer, device").expect("prepare");
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))).expect("query").map(|r| r.expect("row")).collect()
+        let mut st = conn
+            .prepare("SELECT kind, platform, country, referrer, device, day, count FROM link_stats ORDER BY kind, platform, country, referrer, device")
+            .expect("prepare");
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .collect()
     }
 }
 
@@ -205,7 +210,10 @@ fn invalid_definitions_are_rejected_with_clear_errors() {
     let with_targets = |targets: &str| format!(r#"{{"slug":"ok-slug","title":"T","targets":{targets}}}"#);
     let one = |target: &str| with_targets(&format!("[{target}]"));
     let long_url = format!("https://open.spotify.com/{}", "a".repeat(2100));
-    let many_countries = format!("[{}]", (0..251).map(|i| format!("\"{}{}\"", (b'A' + (i / 26) as u8 % 26) as char, (b'A' + (i % 26) as u8) as char)).collect::<Vec<_>>().join(","));
+    let many_countries = format!(
+        "[{}]",
+        (0..251).map(|i| format!("\"{}{}\"", (b'A' + (i / 26) as u8 % 26) as char, (b'A' + (i % 26) as u8) as char)).collect::<Vec<_>>().join(",")
+    );
     let cases: Vec<(String, u16, &str, &str)> = vec![
         (format!(r#"{{"title":"T","targets":{spotify}}}"#), 422, "slug", "slug is required"),
         (format!(r#"{{"slug":"ab","title":"T","targets":{spotify}}}"#), 422, "slug", "3 to 64 characters"),
@@ -240,17 +248,37 @@ fn invalid_definitions_are_rejected_with_clear_errors() {
         (one(r#"{"platform":"other","label":"Shop","url":"https://192.168.1.1/x"}"#), 422, "targets", "not an IP address"),
         (one(r#"{"platform":"other","label":"Shop","url":"https://localhost/x"}"#), 422, "targets", "invalid host name"),
         (one(r#"{"platform":"other","url":"https://shop.example.com/x"}"#), 422, "targets", "label is required"),
-        (one(r#"{"platform":"other","label":"This label is far too long for a button, really","url":"https://shop.example.com/x"}"#), 422, "targets", "longer than 40"),
+        (
+            one(r#"{"platform":"other","label":"This label is far too long for a button, really","url":"https://shop.example.com/x"}"#),
+            422,
+            "targets",
+            "longer than 40",
+        ),
         (one(r#"{"platform":"spotify","label":"Listen","url":"https://open.spotify.com/x"}"#), 422, "targets", "only for \"other\""),
         (one(r#"{"platform":"spotify","url":"https://open.spotify.com/x","colour":"red"}"#), 422, "targets", "unknown field \"colour\""),
-        (one(r#"{"platform":"apple-music","url":"https://music.apple.com/us/x","countries":{"DEU":"https://music.apple.com/de/x"}}"#), 422, "targets", "\"DEU\" is not a two-letter country code"),
-        (one(r#"{"platform":"apple-music","url":"https://music.apple.com/us/x","countries":{"DE":"https://evil.example/x"}}"#), 422, "targets", "targets[0].countries.DE must be on music.apple.com"),
+        (
+            one(r#"{"platform":"apple-music","url":"https://music.apple.com/us/x","countries":{"DEU":"https://music.apple.com/de/x"}}"#),
+            422,
+            "targets",
+            "\"DEU\" is not a two-letter country code",
+        ),
+        (
+            one(r#"{"platform":"apple-music","url":"https://music.apple.com/us/x","countries":{"DE":"https://evil.example/x"}}"#),
+            422,
+            "targets",
+            "targets[0].countries.DE must be on music.apple.com",
+        ),
         (one(r#"{"platform":"apple-music","url":"https://music.apple.com/us/x","countries":["DE"]}"#), 400, "targets", "countries must be an object"),
         (one(r#"{"platform":"tidal","url":"https://tidal.com/x","hidden_in":["JPN"]}"#), 422, "targets", "\"JPN\" is not a two-letter"),
         (one(r#"{"platform":"tidal","url":"https://tidal.com/x","hidden_in":"JP"}"#), 400, "targets", "must be a list"),
         (one(&format!(r#"{{"platform":"tidal","url":"https://tidal.com/x","hidden_in":{many_countries}}}"#)), 422, "targets", "more than 250"),
         (one(r#"{"platform":"tidal","url":"https://tidal.com/x","only_in":["US"]}"#), 422, "targets", "unknown field \"only_in\""),
-        (with_targets(r#"[{"platform":"spotify","url":"https://open.spotify.com/a"},{"platform":"spotify","url":"https://open.spotify.com/b"}]"#), 422, "targets", "targets[1]: spotify is listed twice"),
+        (
+            with_targets(r#"[{"platform":"spotify","url":"https://open.spotify.com/a"},{"platform":"spotify","url":"https://open.spotify.com/b"}]"#),
+            422,
+            "targets",
+            "targets[1]: spotify is listed twice",
+        ),
         ("[1,2]".to_owned(), 400, "", "must be a JSON object"),
         ("{not json".to_owned(), 400, "", "not valid JSON"),
         (r#"{"slug":"a","slug":"b"}"#.to_owned(), 400, "", "duplicate keys"),
@@ -281,7 +309,13 @@ fn api_request_errors() {
         (Method::GET, "/api/v1/app/links/night-drive/extra", None, "", 404),
         (Method::GET, "/api/v1/app/links/NOPE", None, "", 404),
         (Method::PUT, "/api/v1/app/links/no-such-link", Some("application/json"), NIGHT_DRIVE, 422),
-        (Method::PUT, "/api/v1/app/links/other-slug", Some("application/json"), r#"{"title":"T","targets":[{"platform":"spotify","url":"https://open.spotify.com/x"}]}"#, 404),
+        (
+            Method::PUT,
+            "/api/v1/app/links/other-slug",
+            Some("application/json"),
+            r#"{"title":"T","targets":[{"platform":"spotify","url":"https://open.spotify.com/x"}]}"#,
+            404,
+        ),
     ];
     for (method, path, ctype, body, status) in cases {
         let mut headers = vec![("authorization", auth.as_str())];
@@ -543,8 +577,13 @@ fn bots_get_open_graph_tags_and_are_never_counted() {
         assert_eq!(header(&click, "set-cookie"), "");
     }
     assert_eq!(t.count("SELECT count(*) FROM link_stats"), 0, "bots were counted");
-    let people = [IPHONE, ANDROID, DESKTOP, "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
-        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 320.0.0.0"];
+    let people = [
+        IPHONE,
+        ANDROID,
+        DESKTOP,
+        "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Mobile Safari/537.36",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 320.0.0.0",
+    ];
     for ua in people {
         assert!(!visit::bot_of(ua.as_bytes()), "{ua:?} taken for a bot");
     }
@@ -614,7 +653,17 @@ fn clicks_and_views_are_counted_per_dimension_and_nothing_else_is_kept() {
 fn unknown_or_malformed_links_are_a_real_404() {
     let t = setup();
     t.create(NIGHT_DRIVE);
-    for path in ["/l/no-such-link", "/l/no-such-link/spotify", "/l/Night-Drive", "/l/ab", "/l/", "/l/night-drive/napster", "/l/night-drive/spotify/x", "/elsewhere", "/l/night%20drive"] {
+    for path in [
+        "/l/no-such-link",
+        "/l/no-such-link/spotify",
+        "/l/Night-Drive",
+        "/l/ab",
+        "/l/",
+        "/l/night-drive/napster",
+        "/l/night-drive/spotify/x",
+        "/elsewhere",
+        "/l/night%20drive",
+    ] {
         let res = t.get(path, &[("user-agent", DESKTOP)]);
         assert_eq!(res.status(), 404, "{path}");
         assert!(text(&res).contains("Link not found"), "{path}");
@@ -738,10 +787,13 @@ fn json_reader_accepts_json_and_refuses_the_rest() {
         ("-1.5e+3", Json::Number("-1.5e+3".into())),
         (r#""a\"b\\c\/\n\u00e9\ud83c\udfb5""#, Json::String("a\"b\\c/\né🎵".into())),
         ("\"ünïcode\"", Json::String("ünïcode".into())),
-        (r#"{"a":[1,{"b":false}],"c":{}}"#, Json::Object(vec![
-            ("a".into(), Json::Array(vec![Json::Number("1".into()), Json::Object(vec![("b".into(), Json::Bool(false))])])),
-            ("c".into(), Json::Object(vec![])),
-        ])),
+        (
+            r#"{"a":[1,{"b":false}],"c":{}}"#,
+            Json::Object(vec![
+                ("a".into(), Json::Array(vec![Json::Number("1".into()), Json::Object(vec![("b".into(), Json::Bool(false))])])),
+                ("c".into(), Json::Object(vec![])),
+            ]),
+        ),
     ];
     for (text, expected) in good {
         assert_eq!(json::parse(text.as_bytes()).as_ref(), Ok(expected), "{text}");
@@ -749,8 +801,25 @@ fn json_reader_accepts_json_and_refuses_the_rest() {
     }
     let deep = "[".repeat(40) + &"]".repeat(40);
     let bad = [
-        "", "tru", "01", "1.", "-", "1e", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "{a:1}", "\"unterminated", "\"tab\tinside\"",
-        "\"\\x\"", "\"\\ud83c\"", "\"\\ud83c\\u0041\"", "\"\\u12\"", "[1] 2", "{\"a\":1,\"a\":2}", &deep,
+        "",
+        "tru",
+        "01",
+        "1.",
+        "-",
+        "1e",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\" 1}",
+        "{a:1}",
+        "\"unterminated",
+        "\"tab\tinside\"",
+        "\"\\x\"",
+        "\"\\ud83c\"",
+        "\"\\ud83c\\u0041\"",
+        "\"\\u12\"",
+        "[1] 2",
+        "{\"a\":1,\"a\":2}",
+        &deep,
     ];
     for text in bad {
         assert!(json::parse(text.as_bytes()).is_err(), "{text:?} accepted");
@@ -776,10 +845,22 @@ fn url_checks() {
         assert_eq!(check_url(url, hosts).as_deref(), Ok(*expected), "{url}");
     }
     let bad: &[&str] = &[
-        "ftp://open.spotify.com/x", "//open.spotify.com/x", "https://", "https:///x", "https://open.spotify.com:443/x",
-        "https://a@open.spotify.com/x", "https://open.spotify.com/\"x", "https://open.spotify.com/<x>", "https://spotify.com.evil.example/",
-        "https://-bad.spotify.com/x", "https://open..spotify.com/x", "https://[::1]/x", "https://10.0.0.1/x", "https://open.spotify.com./x",
-        "javascript:alert(1)", "https://open.spotify.com/\u{e9}",
+        "ftp://open.spotify.com/x",
+        "//open.spotify.com/x",
+        "https://",
+        "https:///x",
+        "https://open.spotify.com:443/x",
+        "https://a@open.spotify.com/x",
+        "https://open.spotify.com/\"x",
+        "https://open.spotify.com/<x>",
+        "https://spotify.com.evil.example/",
+        "https://-bad.spotify.com/x",
+        "https://open..spotify.com/x",
+        "https://[::1]/x",
+        "https://10.0.0.1/x",
+        "https://open.spotify.com./x",
+        "javascript:alert(1)",
+        "https://open.spotify.com/\u{e9}",
     ];
     for url in bad {
         assert!(check_url(url, spotify).is_err(), "{url} accepted");
@@ -788,7 +869,9 @@ fn url_checks() {
 
 #[test]
 fn utc_days() {
-    for (ms, day) in [(0, "1970-01-01"), (1_767_225_600_000, "2026-01-01"), (951_782_400_000, "2000-02-29"), (1_767_225_599_999, "2025-12-31"), (-1, "1969-12-31")] {
+    for (ms, day) in
+        [(0, "1970-01-01"), (1_767_225_600_000, "2026-01-01"), (951_782_400_000, "2000-02-29"), (1_767_225_599_999, "2025-12-31"), (-1, "1969-12-31")]
+    {
         assert_eq!(store::utc_day(ms), day, "{ms}");
     }
 }
@@ -921,9 +1004,11 @@ fn clicks_that_arrive_during_a_write_leave_in_one_batch() {
     }
     assert_eq!(later.step(3), store::ROWS_PER_STATEMENT + 1);
     assert_eq!(*later.statements.borrow(), 2);
-    assert_eq!(later.env.db.conn().query_row("SELECT count(*) FROM link_stats WHERE referrer LIKE 'r%.example.org'", [], |r| r.get::<_, i64>(0)).expect("rows"), 12);
+    assert_eq!(
+        later.env.db.conn().query_row("SELECT count(*) FROM link_stats WHERE referrer LIKE 'r%.example.org'", [], |r| r.get::<_, i64>(0)).expect("rows"),
+        12
+    );
 }
-
 
 #[test]
 fn needles_are_found_anywhere_and_only_where_accepted() {

@@ -142,11 +142,44 @@ pub fn device_of(ua: &[u8]) -> Device {
 /// word "bot" is matched only before a separator and not as "cubot", a
 /// phone brand that appears in model names (CUBOT_X30).
 const BOTS: Needles = Needles::new(&[
-    "bot/", "bot;", "bot)", "bot-", "bot ", "bot_", "bot+",
-    "crawler", "spider", "facebookexternalhit", "facebookcatalog", "meta-external", "whatsapp", "slack",
-    "skypeuripreview", "embedly", "pinterest", "vkshare", "iframely", "preview", "mastodon", "cardyb",
-    "google-", "googleother", "headless", "lighthouse", "curl/", "wget/", "python-", "go-http-client",
-    "okhttp", "java/", "libwww", "node-fetch", "axios/", "scrapy", "httpclient", "feedfetcher",
+    "bot/",
+    "bot;",
+    "bot)",
+    "bot-",
+    "bot ",
+    "bot_",
+    "bot+",
+    "crawler",
+    "spider",
+    "facebookexternalhit",
+    "facebookcatalog",
+    "meta-external",
+    "whatsapp",
+    "slack",
+    "skypeuripreview",
+    "embedly",
+    "pinterest",
+    "vkshare",
+    "iframely",
+    "preview",
+    "mastodon",
+    "cardyb",
+    "google-",
+    "googleother",
+    "headless",
+    "lighthouse",
+    "curl/",
+    "wget/",
+    "python-",
+    "go-http-client",
+    "okhttp",
+    "java/",
+    "libwww",
+    "node-fetch",
+    "axios/",
+    "scrapy",
+    "httpclient",
+    "feedfetcher",
 ]);
 
 /// Whether a user agent is a crawler or a script.
@@ -238,10 +271,13 @@ impl Needles {
 /// artist made it (a shop, a ticket page), so a pick on one link says
 /// nothing about another.
 fn remembered(cookie_header: &str) -> Option<Platform> {
-    cookie_header.split(';').find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == CHOICE_COOKIE).then(|| Platform::from_key(v.trim())).flatten()
-    }).filter(|p| *p != Platform::Other)
+    cookie_header
+        .split(';')
+        .find_map(|c| {
+            let (k, v) = c.trim().split_once('=')?;
+            (k == CHOICE_COOKIE).then(|| Platform::from_key(v.trim())).flatten()
+        })
+        .filter(|p| *p != Platform::Other)
 }
 
 /// The `Set-Cookie` value remembering `p` (the cookie is [`CHOICE_COOKIE`],

@@ -72,7 +72,9 @@ fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> 
 
 /// What the token and the database say about a confirmation link.
 enum State {
-    Pending { fan_id: String },
+    Pending {
+        fan_id: String,
+    },
     AlreadySubscribed,
     /// Unsubscribed, bounced or complained since: confirming must not
     /// re-subscribe them.
@@ -84,8 +86,22 @@ async fn check(env: &impl Env, page: &Page, token: &str) -> Result<State, Respon
     let keys = TokenKeys::from_env(env).map_err(|e| server_fault(env, e))?;
     let claims = match keys.verify(token, Purpose::Confirm, (env.now_ms() / 1000) as u64) {
         Ok(c) if c.artist_id == page.artist_id => c,
-        Err(TokenError::Expired) => return Err(plain(page, StatusCode::GONE, "This link has expired", &format!("Confirmation links work for 7 days. Sign up again on <a href=\"/s/{}\">the sign-up page</a> to get a new one.", escape(&page.slug)))),
-        _ => return Err(plain(page, StatusCode::BAD_REQUEST, "This link doesn't work", "The confirmation link is incomplete or damaged. Copy the whole link from the email, or sign up again.")),
+        Err(TokenError::Expired) => {
+            return Err(plain(
+                page,
+                StatusCode::GONE,
+                "This link has expired",
+                &format!("Confirmation links work for 7 days. Sign up again on <a href=\"/s/{}\">the sign-up page</a> to get a new one.", escape(&page.slug)),
+            ))
+        }
+        _ => {
+            return Err(plain(
+                page,
+                StatusCode::BAD_REQUEST,
+                "This link doesn't work",
+                "The confirmation link is incomplete or damaged. Copy the whole link from the email, or sign up again.",
+            ))
+        }
     };
     let rows = env
         .db()
@@ -135,7 +151,8 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
         Err(e) => return server_fault(env, e),
     };
     let consent_hash = shared::crypto::sha256_hex(page.consent_text.as_bytes());
-    let event = [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&page.consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
+    let event =
+        [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&page.consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
     let update = [Param::Int(now), Param::Text(&fan_id)];
     // Both guarded by status = 'pending', so a double click confirms once.
     let result = env
@@ -170,7 +187,15 @@ fn outcome(page: &Page, state: State) -> Response {
     let artist = escape(&page.artist_name);
     match state {
         State::AlreadySubscribed | State::Pending { .. } => plain(page, StatusCode::OK, "You're confirmed", &format!("Thanks! You're on {artist}'s list.")),
-        State::NotPending => plain(page, StatusCode::OK, "Nothing to confirm", &format!("This address isn't waiting for confirmation on {artist}'s list. To join again, sign up on <a href=\"/s/{}\">the sign-up page</a>.", escape(&page.slug))),
+        State::NotPending => plain(
+            page,
+            StatusCode::OK,
+            "Nothing to confirm",
+            &format!(
+                "This address isn't waiting for confirmation on {artist}'s list. To join again, sign up on <a href=\"/s/{}\">the sign-up page</a>.",
+                escape(&page.slug)
+            ),
+        ),
         State::Erased => plain(page, StatusCode::OK, "Not on the list", &format!("This address is no longer on {artist}'s list.")),
     }
 }

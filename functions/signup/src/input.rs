@@ -81,11 +81,7 @@ pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
     }
     let email = Email::parse(f.email).map_err(|e| Error::field(ErrorKind::Unprocessable, "email", e.message()))?;
     if !f.consent {
-        return Err(Error::field(
-            ErrorKind::Unprocessable,
-            "consent",
-            "Please tick the box to agree to receive emails.",
-        ));
+        return Err(Error::field(ErrorKind::Unprocessable, "consent", "Please tick the box to agree to receive emails."));
     }
     Ok(email)
 }
@@ -100,7 +96,19 @@ pub const PAGE_LIMIT: Limit = Limit { limit: 1000, window_secs: 600 };
 pub async fn check_rate_limits(env: &impl Env, page: &Page) -> Result<(), Error> {
     let keys = shared::crypto::Keys::from_env(env)?;
     let client = ratelimit::client_key(&keys, "signup-client", env.client());
-    ratelimit::hit(env, &client, Limit::from_env(env, "signup_ip_limit", IP_LIMIT), "Too many sign-ups from your connection. Please wait a few minutes and try again.").await?;
+    ratelimit::hit(
+        env,
+        &client,
+        Limit::from_env(env, "signup_ip_limit", IP_LIMIT),
+        "Too many sign-ups from your connection. Please wait a few minutes and try again.",
+    )
+    .await?;
     let page_key = format!("signup-page:{}", page.id);
-    ratelimit::hit(env, &page_key, Limit::from_env(env, "signup_page_limit", PAGE_LIMIT), "This page is receiving too many sign-ups right now. Please try again in a few minutes.").await
+    ratelimit::hit(
+        env,
+        &page_key,
+        Limit::from_env(env, "signup_page_limit", PAGE_LIMIT),
+        "This page is receiving too many sign-ups right now. Please try again in a few minutes.",
+    )
+    .await
 }

@@ -65,9 +65,8 @@ async fn form_signup(slug: &str, parts: &shared::http::request::Parts, body: &[u
 async fn api_signup(parts: &shared::http::request::Parts, body: &[u8], env: &impl Env) -> Response {
     let result = async {
         let json = input::Json::parse(parts, body)?;
-        let page = store::find_page(env, &json.page).await?.ok_or_else(|| {
-            Error::field(ErrorKind::NotFound, "page", "No capture page with that name exists.")
-        })?;
+        let page =
+            store::find_page(env, &json.page).await?.ok_or_else(|| Error::field(ErrorKind::NotFound, "page", "No capture page with that name exists."))?;
         signup(&page, json.fields(), env).await
     };
     match result.await {

@@ -140,19 +140,43 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
     let (country, region, city) = (place.country.as_deref(), place.region.as_deref(), place.city.as_deref());
 
     let insert = [
-        Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Text(&enc), Param::Text(&hash),
-        Param::Text(status.as_str()), country.into(), region.into(), city.into(), eu.into(),
-        Param::Text(&page.id), Param::Text(&page.consent_version), Param::Int(now),
+        Param::Text(&fan_id),
+        Param::Text(&page.artist_id),
+        Param::Text(&enc),
+        Param::Text(&hash),
+        Param::Text(status.as_str()),
+        country.into(),
+        region.into(),
+        city.into(),
+        eu.into(),
+        Param::Text(&page.id),
+        Param::Text(&page.consent_version),
+        Param::Int(now),
     ];
     let new_event = [
-        Param::Text(&event_new), Param::Text(&page.id), Param::Text(&page.consent_version),
-        Param::Text(&consent_hash), Param::Text(method), Param::Int(now), Param::Text(&fan_id),
+        Param::Text(&event_new),
+        Param::Text(&page.id),
+        Param::Text(&page.consent_version),
+        Param::Text(&consent_hash),
+        Param::Text(method),
+        Param::Int(now),
+        Param::Text(&fan_id),
     ];
     let existing = [
-        Param::Text(&event_existing), Param::Text(&page.id), Param::Text(&page.consent_version),
-        Param::Text(&consent_hash), Param::Text(status.as_str()), Param::Text(method), Param::Int(now),
-        Param::Text(&page.artist_id), Param::Text(&hash), Param::Text(&fan_id),
-        country.into(), region.into(), city.into(), eu.into(),
+        Param::Text(&event_existing),
+        Param::Text(&page.id),
+        Param::Text(&page.consent_version),
+        Param::Text(&consent_hash),
+        Param::Text(status.as_str()),
+        Param::Text(method),
+        Param::Int(now),
+        Param::Text(&page.artist_id),
+        Param::Text(&hash),
+        Param::Text(&fan_id),
+        country.into(),
+        region.into(),
+        city.into(),
+        eu.into(),
     ];
     let (event_sql, update_sql) = (event_for_existing(), update_existing());
     env.db()

@@ -88,20 +88,16 @@ fn form_signup_stores_encrypted_fan_and_consent_event() {
     assert_eq!(res.status(), 200, "{}", text(&res));
     assert!(text(&res).contains("on Nova &amp; the Tides"));
     let conn = env.db.conn();
-    let (status, enc, hash, version): (String, String, String, String) = conn
-        .query_row("SELECT status, email_enc, email_hash, consent_version FROM fans", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .unwrap();
+    let (status, enc, hash, version): (String, String, String, String) =
+        conn.query_row("SELECT status, email_enc, email_hash, consent_version FROM fans", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap();
     assert_eq!((status.as_str(), version.as_str()), ("subscribed", "v1"));
     assert!(!enc.to_lowercase().contains("fan@"), "email must be encrypted");
     let keys = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
     let plain = keys.decrypt(&enc, crate::store::email_context("a1").as_bytes()).unwrap();
     assert_eq!(plain, b"Fan@example.com", "local part kept, domain lower-cased");
     assert_eq!(hash, keys.blind_index("a1", "fan@example.com"));
-    let (kind, method, chash): (String, String, String) = conn
-        .query_row("SELECT kind, method, consent_hash FROM consent_events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap();
+    let (kind, method, chash): (String, String, String) =
+        conn.query_row("SELECT kind, method, consent_hash FROM consent_events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
     assert_eq!((kind.as_str(), method.as_str()), ("subscribe", "single"));
     assert_eq!(chash, shared::crypto::sha256_hex(b"Send me tour news."));
 }
@@ -194,12 +190,22 @@ fn changed_consent_or_resubscribe_appends_an_event() {
         // Anyone can type an address into a single opt-in form: coming back
         // from {left} takes a confirmation by mail.
         assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending'"), 1, "after {left}");
-        assert_eq!(count(&env, "SELECT count(*) FROM consent_events WHERE kind = 'request' AND method = 'double'"), 1 + ["unsubscribed", "bounced", "complained"].iter().position(|l| *l == left).unwrap() as i64);
+        assert_eq!(
+            count(&env, "SELECT count(*) FROM consent_events WHERE kind = 'request' AND method = 'double'"),
+            1 + ["unsubscribed", "bounced", "complained"].iter().position(|l| *l == left).unwrap() as i64
+        );
         assert_eq!(rec.requests().len(), mails + 1, "a confirmation mail after {left}");
     }
     let link = String::from_utf8_lossy(&rec.requests().last().unwrap().body).into_owned();
     let v: serde_json::Value = serde_json::from_str(&link).unwrap();
-    let path = v["text"].as_str().unwrap().split_whitespace().find(|w| w.contains("/s/tour/confirm?t=")).unwrap().trim_start_matches("https://fans.example").to_owned();
+    let path = v["text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .find(|w| w.contains("/s/tour/confirm?t="))
+        .unwrap()
+        .trim_start_matches("https://fans.example")
+        .to_owned();
     assert_eq!(send(&env, Method::POST, &path, None, b"").status(), 200);
     assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'subscribed'"), 1, "confirmed");
 }

@@ -62,10 +62,7 @@ async fn load(env: &impl Env, c: &Claims) -> Result<Fan, Error> {
         )
         .await?;
     let row = rows.into_iter().next();
-    Ok(Fan {
-        artist: row.as_ref().and_then(|r| r.text(0)).map(str::to_owned),
-        status: row.as_ref().and_then(|r| r.text(1)).map(str::to_owned),
-    })
+    Ok(Fan { artist: row.as_ref().and_then(|r| r.text(0)).map(str::to_owned), status: row.as_ref().and_then(|r| r.text(1)).map(str::to_owned) })
 }
 
 fn list_name(fan: &Fan) -> String {

@@ -432,11 +432,8 @@ fn from_js(v: JsValue) -> Cell {
     }
     if v.is_instance_of::<Array>() || v.is_instance_of::<js_sys::ArrayBuffer>() || v.is_instance_of::<Uint8Array>() {
         // D1 hands BLOBs back as arrays of byte values.
-        let bytes = if v.is_instance_of::<Array>() {
-            Array::from(&v).iter().map(|b| b.as_f64().unwrap_or(0.0) as u8).collect()
-        } else {
-            Uint8Array::new(&v).to_vec()
-        };
+        let bytes =
+            if v.is_instance_of::<Array>() { Array::from(&v).iter().map(|b| b.as_f64().unwrap_or(0.0) as u8).collect() } else { Uint8Array::new(&v).to_vec() };
         return Cell::Blob(bytes);
     }
     Cell::Null
@@ -446,10 +443,7 @@ impl Db for D1 {
     async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
         let db = self.db()?;
         let rows = self.prepare(&db, sql, params)?.raw_js_value().await.map_err(|e| err("D1 query", e))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| Row(Array::from(&row).iter().map(from_js).collect()))
-            .collect())
+        Ok(rows.into_iter().map(|row| Row(Array::from(&row).iter().map(from_js).collect())).collect())
     }
 
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error> {
@@ -515,11 +509,7 @@ impl Env for Platform {
     }
     fn var(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_uppercase();
-        self.env
-            .secret(&name)
-            .map(|s| s.to_string())
-            .or_else(|_| self.env.var(&name).map(|v| v.to_string()))
-            .ok()
+        self.env.secret(&name).map(|s| s.to_string()).or_else(|_| self.env.var(&name).map(|v| v.to_string())).ok()
     }
     fn now_ms(&self) -> i64 {
         js_sys::Date::now() as i64

@@ -25,11 +25,7 @@ macro_rules! export {
     ($handler:path) => {
         // The module's `fetch` export, which tools/worker-shim.js calls.
         #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = fetch)]
-        pub fn stagedoor_fetch(
-            req: ::worker::web_sys::Request,
-            env: ::worker::Env,
-            ctx: ::worker::worker_sys::Context,
-        ) -> ::worker::wasm_bindgen::JsValue {
+        pub fn stagedoor_fetch(req: ::worker::web_sys::Request, env: ::worker::Env, ctx: ::worker::worker_sys::Context) -> ::worker::wasm_bindgen::JsValue {
             $crate::adapters::cloudflare::serve(req, env, ctx, |req, platform| async move { $handler(req, &platform).await })
         }
     };

@@ -444,8 +444,7 @@ pub mod recorder {
         let mut lines = head.split("\r\n");
         let mut first = lines.next()?.split(' ');
         let (method, path) = (first.next()?.to_owned(), first.next()?.to_owned());
-        let headers: Vec<(String, String)> =
-            lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
+        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
         let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
         let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         let len = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);

@@ -80,13 +80,7 @@ impl Platform {
             body.extend_from_slice(&chunk);
         }
         let request = builder.body(body).map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("bad request: {e}"))))?;
-        let platform = Platform {
-            client,
-            db: SpinDb(OnceCell::new()),
-            kv: SpinKv(OnceCell::new()),
-            geo: OnceCell::new(),
-            deferred: RefCell::new(Vec::new()),
-        };
+        let platform = Platform { client, db: SpinDb(OnceCell::new()), kv: SpinKv(OnceCell::new()), geo: OnceCell::new(), deferred: RefCell::new(Vec::new()) };
         Ok((request, platform))
     }
 

@@ -236,10 +236,7 @@ pub fn check_csrf(parts: &Parts, expected: &str, given: Option<&str>) -> Result<
 
 /// The 403 for a request that failed the CSRF checks.
 pub fn csrf_refused() -> Error {
-    Error::new(
-        ErrorKind::Forbidden,
-        "This form is out of date or came from another site, so nothing was changed. Reload the page and try again.",
-    )
+    Error::new(ErrorKind::Forbidden, "This form is out of date or came from another site, so nothing was changed. Reload the page and try again.")
 }
 
 /// Blind index of a user's address (scoped to all users, see the schema).
@@ -328,7 +325,10 @@ pub async fn redeem_sign_in(env: &impl Env, token: &str, binding: Option<&str>) 
     if !browser_ok {
         return Ok(Err(LinkError::WrongBrowser));
     }
-    let used = env.db().execute("UPDATE sign_in_links SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL", &[Param::Int(now), Param::Text(&token_hash)]).await?;
+    let used = env
+        .db()
+        .execute("UPDATE sign_in_links SET used_at = ?1 WHERE token_hash = ?2 AND used_at IS NULL", &[Param::Int(now), Param::Text(&token_hash)])
+        .await?;
     if used == 0 {
         return Ok(Err(LinkError::Expired));
     }
@@ -437,10 +437,8 @@ pub async fn check_code(env: &impl Env, keys: &Keys, session: &Session, typed: &
         return upgrade_session(env, session).await.map(CodeCheck::Passed);
     }
     let id_hash = crypto::sha256_hex(session.id.as_bytes());
-    let rows = env
-        .db()
-        .query("UPDATE sessions SET totp_failures = totp_failures + 1 WHERE id_hash = ?1 RETURNING totp_failures", &[Param::Text(&id_hash)])
-        .await?;
+    let rows =
+        env.db().query("UPDATE sessions SET totp_failures = totp_failures + 1 WHERE id_hash = ?1 RETURNING totp_failures", &[Param::Text(&id_hash)]).await?;
     if rows.first().and_then(|r| r.int(0)).unwrap_or(MAX_CODE_FAILURES) >= MAX_CODE_FAILURES {
         end_session(env, session).await?;
         return Ok(CodeCheck::TooMany);
@@ -513,7 +511,10 @@ pub async fn confirm_totp(env: &impl Env, keys: &Keys, session: &Session, typed:
     let uid = Param::Text(&session.user_id);
     let activate = [Param::Int(step), uid];
     let mut stmts = vec![
-        Stmt::new("UPDATE users SET totp_enc = totp_pending_enc, totp_pending_enc = NULL, totp_last_step = ?1 WHERE id = ?2 AND totp_pending_enc IS NOT NULL", &activate),
+        Stmt::new(
+            "UPDATE users SET totp_enc = totp_pending_enc, totp_pending_enc = NULL, totp_last_step = ?1 WHERE id = ?2 AND totp_pending_enc IS NOT NULL",
+            &activate,
+        ),
         Stmt::new("DELETE FROM recovery_codes WHERE user_id = ?1", std::slice::from_ref(&activate[1])),
     ];
     let inserts: Vec<[Param<'_>; 2]> = hashes.iter().map(|h| [uid, Param::Text(h)]).collect();
@@ -540,4 +541,3 @@ pub async fn disable_totp(env: &impl Env, session: &Session) -> Result<(), Error
 pub async fn verify_code_only(env: &impl Env, keys: &Keys, session: &Session, typed: &str) -> Result<bool, Error> {
     use_totp(env, keys, &session.user_id, typed).await
 }
-

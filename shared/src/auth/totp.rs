@@ -225,10 +225,7 @@ pub fn recovery_codes(env: &impl crate::Env) -> Result<Vec<String>, Error> {
 /// The codes [`recovery_codes`] makes from these random bytes, or None if
 /// they run out first. Separate so the shaping is testable without an `Env`.
 fn codes_from_bytes(bytes: &[u8]) -> Option<Vec<String>> {
-    let mut chars = bytes
-        .iter()
-        .filter(|&&b| b < RECOVERY_BYTE_LIMIT)
-        .map(|&b| RECOVERY_ALPHABET[usize::from(b) % RECOVERY_ALPHABET.len()] as char);
+    let mut chars = bytes.iter().filter(|&&b| b < RECOVERY_BYTE_LIMIT).map(|&b| RECOVERY_ALPHABET[usize::from(b) % RECOVERY_ALPHABET.len()] as char);
     let mut codes: Vec<String> = Vec::with_capacity(RECOVERY_COUNT);
     while codes.len() < RECOVERY_COUNT {
         let mut code = String::with_capacity(RECOVERY_LEN + 1);
@@ -296,15 +293,7 @@ mod tests {
 
     #[test]
     fn base32_rfc4648_vectors() {
-        let cases = [
-            ("", ""),
-            ("f", "MY"),
-            ("fo", "MZXQ"),
-            ("foo", "MZXW6"),
-            ("foob", "MZXW6YQ"),
-            ("fooba", "MZXW6YTB"),
-            ("foobar", "MZXW6YTBOI"),
-        ];
+        let cases = [("", ""), ("f", "MY"), ("fo", "MZXQ"), ("foo", "MZXW6"), ("foob", "MZXW6YQ"), ("fooba", "MZXW6YTB"), ("foobar", "MZXW6YTBOI")];
         for (plain, enc) in cases {
             assert_eq!(base32(plain.as_bytes()), enc);
             assert_eq!(base32_decode(enc).as_deref(), Some(plain.as_bytes()));
@@ -337,15 +326,9 @@ mod tests {
     #[test]
     fn otpauth_uri_shape_and_escaping() {
         let uri = otpauth_uri(b"Hello!\xde\xad\xbe\xef", "Stagedoor", "owner@example.com");
-        assert_eq!(
-            uri,
-            "otpauth://totp/Stagedoor:owner%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Stagedoor&algorithm=SHA1&digits=6&period=30"
-        );
+        assert_eq!(uri, "otpauth://totp/Stagedoor:owner%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Stagedoor&algorithm=SHA1&digits=6&period=30");
         let uri = otpauth_uri(b"x", "A&B: Ü", "a b?c#d~e.f_g-h");
-        assert_eq!(
-            uri,
-            "otpauth://totp/A%26B%3A%20%C3%9C:a%20b%3Fc%23d~e.f_g-h?secret=PA&issuer=A%26B%3A%20%C3%9C&algorithm=SHA1&digits=6&period=30"
-        );
+        assert_eq!(uri, "otpauth://totp/A%26B%3A%20%C3%9C:a%20b%3Fc%23d~e.f_g-h?secret=PA&issuer=A%26B%3A%20%C3%9C&algorithm=SHA1&digits=6&period=30");
     }
 
     fn code_str(step: i64) -> String {
@@ -391,10 +374,7 @@ mod tests {
         assert_eq!(verify(RFC_SECRET, "287082", now_ms, None), Some(1));
         assert_eq!(verify(RFC_SECRET, "287 082", now_ms, None), Some(1));
         assert_eq!(verify(RFC_SECRET, "2 87082", now_ms, None), Some(1));
-        for bad in [
-            "", "28708", "2870820", " 287082", "287082 ", "287  082", "287-082", "28708x", "２87082", "+87082",
-            "287\u{a0}082", "2870 8 2",
-        ] {
+        for bad in ["", "28708", "2870820", " 287082", "287082 ", "287  082", "287-082", "28708x", "２87082", "+87082", "287\u{a0}082", "2870 8 2"] {
             assert_eq!(verify(RFC_SECRET, bad, now_ms, None), None, "{bad:?}");
         }
     }
@@ -466,8 +446,17 @@ mod tests {
         assert_eq!(normalize_recovery(" ABCDE FGHJK ").as_deref(), Some("abcdefghjk"));
         assert_eq!(normalize_recovery("ab-cd-ef-gh-jk").as_deref(), Some("abcdefghjk"));
         for bad in [
-            "", "abcde-fghj", "abcde-fghjkm", "abcde-fghj0", "abcde-fghjo", "abcde-fghj1", "abcde-fghji",
-            "abcde-fghjl", "abcde_fghjk", "abcde-fghj\u{212a}", "abcde-fghjé",
+            "",
+            "abcde-fghj",
+            "abcde-fghjkm",
+            "abcde-fghj0",
+            "abcde-fghjo",
+            "abcde-fghj1",
+            "abcde-fghji",
+            "abcde-fghjl",
+            "abcde_fghjk",
+            "abcde-fghj\u{212a}",
+            "abcde-fghjé",
         ] {
             assert_eq!(normalize_recovery(bad), None, "{bad:?}");
         }

@@ -29,18 +29,13 @@ pub trait ReadAt {
 
 impl ReadAt for [u8] {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let src = usize::try_from(offset)
-            .ok()
-            .and_then(|start| self.get(start..start.checked_add(buf.len())?));
+        let src = usize::try_from(offset).ok().and_then(|start| self.get(start..start.checked_add(buf.len())?));
         match src {
             Some(src) => {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "read past the end of the buffer",
-            )),
+            None => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end of the buffer")),
         }
     }
 
@@ -107,17 +102,13 @@ impl ReadAt for File {
 /// owned exclusively during each read and the type is `!Sync`.
 impl<R: Read + Seek> ReadAt for RefCell<R> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let mut inner = self
-            .try_borrow_mut()
-            .map_err(|_| io::Error::other("reader is already in use"))?;
+        let mut inner = self.try_borrow_mut().map_err(|_| io::Error::other("reader is already in use"))?;
         inner.seek(SeekFrom::Start(offset))?;
         inner.read_exact(buf)
     }
 
     fn size(&self) -> io::Result<u64> {
-        let mut inner = self
-            .try_borrow_mut()
-            .map_err(|_| io::Error::other("reader is already in use"))?;
+        let mut inner = self.try_borrow_mut().map_err(|_| io::Error::other("reader is already in use"))?;
         inner.seek(SeekFrom::End(0))
     }
 }
@@ -248,15 +239,7 @@ impl<R: ReadAt> Mmdb<R> {
         if data_start > data_end {
             return bad("search tree is larger than the file");
         }
-        Ok(Mmdb {
-            src,
-            meta,
-            node_bytes,
-            tree_end,
-            data_start,
-            data_end,
-            ipv4_start: OnceLock::new(),
-        })
+        Ok(Mmdb { src, meta, node_bytes, tree_end, data_start, data_end, ipv4_start: OnceLock::new() })
     }
 
     /// What `open` read from the file's metadata.
@@ -277,13 +260,7 @@ impl<R: ReadAt> Mmdb<R> {
         match self.find_record(ip)? {
             None => Ok(None),
             Some(offset) => {
-                let mut data = Decoder::new(
-                    &self.src,
-                    self.data_start,
-                    self.data_start,
-                    self.data_end,
-                    DATA_BLOCK,
-                );
+                let mut data = Decoder::new(&self.src, self.data_start, self.data_start, self.data_end, DATA_BLOCK);
                 extract_place(&mut data, offset)
             }
         }
@@ -368,9 +345,7 @@ impl<R: ReadAt> Mmdb<R> {
 
 impl<R: ReadAt> fmt::Debug for Mmdb<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Mmdb")
-            .field("metadata", &self.meta)
-            .finish_non_exhaustive()
+        f.debug_struct("Mmdb").field("metadata", &self.meta).finish_non_exhaustive()
     }
 }
 
@@ -396,9 +371,7 @@ fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if hay.len() < needle.len() {
         return None;
     }
-    (0..=hay.len() - needle.len())
-        .rev()
-        .find(|&i| &hay[i..i + needle.len()] == needle)
+    (0..=hay.len() - needle.len()).rev().find(|&i| &hay[i..i + needle.len()] == needle)
 }
 
 fn parse_metadata(bytes: &[u8]) -> Result<Metadata> {
@@ -417,9 +390,7 @@ fn parse_metadata(bytes: &[u8]) -> Result<Metadata> {
             Some(b"ip_version") => ip_version = Some(dec.uint(value)?),
             Some(b"binary_format_major_version") => major = Some(dec.uint(value)?),
             Some(b"database_type") => database_type = dec.text(value)?,
-            Some(b"build_epoch") => {
-                build_epoch = dec.uint(value).ok().and_then(|v| u64::try_from(v).ok())
-            }
+            Some(b"build_epoch") => build_epoch = dec.uint(value).ok().and_then(|v| u64::try_from(v).ok()),
             _ => {}
         }
         pos = dec.skip(value, 0)?;
@@ -447,13 +418,7 @@ fn parse_metadata(bytes: &[u8]) -> Result<Metadata> {
         Some(n) if n >= 1u128 << record_size => return bad("node_count too large for record size"),
         Some(n) => n as u32,
     };
-    Ok(Metadata {
-        node_count,
-        record_size,
-        ip_version,
-        database_type,
-        build_epoch,
-    })
+    Ok(Metadata { node_count, record_size, ip_version, database_type, build_epoch })
 }
 
 /// Reads a byte range of one section through a few cached windows, so the
@@ -473,13 +438,7 @@ struct Blocks<'a, R: ReadAt + ?Sized> {
 
 impl<'a, R: ReadAt + ?Sized> Blocks<'a, R> {
     fn new(src: &'a R, limit: u64, block: u64) -> Self {
-        Blocks {
-            src,
-            limit,
-            block: block.max(1),
-            slots: Default::default(),
-            next: 0,
-        }
+        Blocks { src, limit, block: block.max(1), slots: Default::default(), next: 0 }
     }
 
     fn read(&mut self, offset: u64, out: &mut [u8]) -> Result<()> {
@@ -503,11 +462,7 @@ impl<'a, R: ReadAt + ?Sized> Blocks<'a, R> {
     /// A cached window holding `pos`, fetching one that also holds the
     /// following `want` bytes (as far as the section allows) if none does.
     fn slot_for(&mut self, pos: u64, want: u64) -> Result<usize> {
-        if let Some(i) = self
-            .slots
-            .iter()
-            .position(|(start, buf)| pos >= *start && pos - start < buf.len() as u64)
-        {
+        if let Some(i) = self.slots.iter().position(|(start, buf)| pos >= *start && pos - start < buf.len() as u64) {
             return Ok(i);
         }
         let end = pos.saturating_add(want.max(self.block)).min(self.limit);
@@ -542,13 +497,7 @@ struct Decoder<'a, R: ReadAt + ?Sized> {
 
 impl<'a, R: ReadAt + ?Sized> Decoder<'a, R> {
     fn new(src: &'a R, base: u64, start: u64, end: u64, block: u64) -> Self {
-        Decoder {
-            bytes: Blocks::new(src, end, block),
-            base,
-            start,
-            end,
-            budget: STEP_BUDGET,
-        }
+        Decoder { bytes: Blocks::new(src, end, block), base, start, end, budget: STEP_BUDGET }
     }
 
     fn byte(&mut self, offset: u64) -> Result<u8> {
@@ -595,10 +544,7 @@ impl<'a, R: ReadAt + ?Sized> Decoder<'a, R> {
                 2 => (high << 24 | raw) + 526_336,
                 _ => raw,
             };
-            return Ok(Head::Pointer {
-                target: self.base + rel,
-                next: pos + len,
-            });
+            return Ok(Head::Pointer { target: self.base + rel, next: pos + len });
         }
         if ty == 0 {
             let ext = self.byte(pos)?;
@@ -626,11 +572,7 @@ impl<'a, R: ReadAt + ?Sized> Decoder<'a, R> {
                 v
             }
         };
-        Ok(Head::Value {
-            ty,
-            size,
-            payload: pos,
-        })
+        Ok(Head::Value { ty, size, payload: pos })
     }
 
     /// Type, size and payload offset of the value at `offset`, through at most
@@ -714,10 +656,7 @@ impl<'a, R: ReadAt + ?Sized> Decoder<'a, R> {
         if size > MAX_KEY as u64 {
             return Ok(None);
         }
-        let mut key = KeyBuf {
-            buf: [0; MAX_KEY],
-            len: size as usize,
-        };
+        let mut key = KeyBuf { buf: [0; MAX_KEY], len: size as usize };
         self.bytes.read(payload, &mut key.buf[..key.len])?;
         Ok(Some(key))
     }
@@ -805,14 +744,10 @@ impl std::ops::Deref for KeyBuf {
 }
 
 fn country_code(code: Option<String>) -> Option<String> {
-    code.filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()))
-        .map(|c| c.to_ascii_uppercase())
+    code.filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic())).map(|c| c.to_ascii_uppercase())
 }
 
-fn extract_place<R: ReadAt + ?Sized>(
-    dec: &mut Decoder<'_, R>,
-    record: u64,
-) -> Result<Option<Place>> {
+fn extract_place<R: ReadAt + ?Sized>(dec: &mut Decoder<'_, R>, record: u64) -> Result<Option<Place>> {
     let (ty, count, mut pos) = dec.resolve(record)?;
     if ty != TYPE_MAP {
         return Ok(None);
@@ -833,11 +768,7 @@ fn extract_place<R: ReadAt + ?Sized>(
             // GeoIP2: a map with names. DB-IP: the name itself.
             Some(b"city") if place.city.is_none() => {
                 let (ty, _, _) = dec.resolve(value)?;
-                place.city = if ty == TYPE_MAP {
-                    dec.english_name(value)?
-                } else {
-                    dec.text(value)?
-                };
+                place.city = if ty == TYPE_MAP { dec.english_name(value)? } else { dec.text(value)? };
             }
             Some(b"subdivisions") if place.region.is_none() => {
                 if let Some(first) = dec.first(value)? {
@@ -883,9 +814,7 @@ mod tests {
     fn test_db_path() -> PathBuf {
         match std::env::var_os("STAGEDOOR_TEST_MMDB") {
             Some(p) => PathBuf::from(p),
-            None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join(".cache/geo/GeoIP2-City-Test.mmdb"),
+            None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(".cache/geo/GeoIP2-City-Test.mmdb"),
         }
     }
 
@@ -931,16 +860,7 @@ mod tests {
         }
     }
 
-    const PROBES: [&str; 8] = [
-        "81.2.69.142",
-        "89.160.20.128",
-        "216.160.83.56",
-        "2001:218::1",
-        "1.1.1.1",
-        "::ffff:81.2.69.142",
-        "2001:480::1",
-        "175.16.199.0",
-    ];
+    const PROBES: [&str; 8] = ["81.2.69.142", "89.160.20.128", "216.160.83.56", "2001:218::1", "1.1.1.1", "::ffff:81.2.69.142", "2001:480::1", "175.16.199.0"];
 
     /// Opening and looking up must return, Ok or Err, without panicking.
     fn poke(bytes: &[u8]) {
@@ -960,19 +880,10 @@ mod tests {
         assert_eq!(db.metadata().ip_version, 6);
         let cases: &[(&str, Want<'_>)] = &[
             ("81.2.69.142", Some(("GB", Some("England"), Some("London")))),
-            (
-                "89.160.20.128",
-                Some(("SE", Some("Östergötland County"), Some("Linköping"))),
-            ),
-            (
-                "216.160.83.56",
-                Some(("US", Some("Washington"), Some("Milton"))),
-            ),
+            ("89.160.20.128", Some(("SE", Some("Östergötland County"), Some("Linköping")))),
+            ("216.160.83.56", Some(("US", Some("Washington"), Some("Milton")))),
             ("2001:218::1", Some(("JP", None, None))),
-            (
-                "::ffff:81.2.69.142",
-                Some(("GB", Some("England"), Some("London"))),
-            ),
+            ("::ffff:81.2.69.142", Some(("GB", Some("England"), Some("London")))),
             ("67.43.156.1", Some(("BT", None, None))),
             ("1.1.1.1", None),
             ("2001:480::1", None),
@@ -988,26 +899,15 @@ mod tests {
         let path = test_db_path();
         test_db_bytes();
         let file = File::open(&path).unwrap();
-        check(
-            &Mmdb::open(file).unwrap(),
-            "81.2.69.142",
-            Some(("GB", Some("England"), Some("London"))),
-        );
+        check(&Mmdb::open(file).unwrap(), "81.2.69.142", Some(("GB", Some("England"), Some("London"))));
         let cell = RefCell::new(File::open(&path).unwrap());
-        check(
-            &Mmdb::open(cell).unwrap(),
-            "216.160.83.56",
-            Some(("US", Some("Washington"), Some("Milton"))),
-        );
+        check(&Mmdb::open(cell).unwrap(), "216.160.83.56", Some(("US", Some("Washington"), Some("Milton"))));
     }
 
     #[test]
     fn maxmind_test_db_reads_few_bytes() {
         let bytes = test_db_bytes();
-        let src = Counting {
-            inner: bytes.as_slice(),
-            reads: Default::default(),
-        };
+        let src = Counting { inner: bytes.as_slice(), reads: Default::default() };
         let db = Mmdb::open(&src).unwrap();
         assert!(src.reads.get() <= 2, "open used {} reads", src.reads.get());
         // The first IPv4 lookup also walks to the IPv4 subtree.
@@ -1037,9 +937,7 @@ mod tests {
         let len = bytes.len();
         // Every byte of the metadata and of the start of the data section,
         // and a stride through the rest.
-        let positions: Vec<usize> = (0..len)
-            .filter(|&i| i % 7 == 0 || i + 1200 > len || (i > 10_800 && i < 11_400))
-            .collect();
+        let positions: Vec<usize> = (0..len).filter(|&i| i % 7 == 0 || i + 1200 > len || (i > 10_800 && i < 11_400)).collect();
         for &pos in &positions {
             for mask in [0xFF, 0x80, 0x01] {
                 bytes[pos] ^= mask;
@@ -1150,18 +1048,10 @@ mod tests {
                 2 => (to - 526_336, 3),
                 _ => (to, 4),
             };
-            assert!(
-                form == 3 || rel >> (8 * len + 3) == 0,
-                "offset does not fit form {form}"
-            );
-            let high = if form == 3 {
-                0
-            } else {
-                (rel >> (8 * len)) as u8
-            };
+            assert!(form == 3 || rel >> (8 * len + 3) == 0, "offset does not fit form {form}");
+            let high = if form == 3 { 0 } else { (rel >> (8 * len)) as u8 };
             self.0.push(TYPE_POINTER << 5 | form << 3 | high);
-            self.0
-                .extend_from_slice(&rel.to_be_bytes()[4 - len as usize..]);
+            self.0.extend_from_slice(&rel.to_be_bytes()[4 - len as usize..]);
             self
         }
         fn raw(&mut self, b: &[u8]) -> &mut Self {
@@ -1188,12 +1078,7 @@ mod tests {
 
     impl Builder {
         fn new(record_size: u16, ip_version: u16) -> Self {
-            Builder {
-                record_size,
-                ip_version,
-                nodes: vec![[Rec::Empty; 2]],
-                data: Enc::default(),
-            }
+            Builder { record_size, ip_version, nodes: vec![[Rec::Empty; 2]], data: Enc::default() }
         }
 
         fn insert(&mut self, net: &str, rec: Rec) {
@@ -1266,11 +1151,9 @@ mod tests {
             meta.str("binary_format_major_version").uint(TYPE_UINT16, 2);
             meta.str("binary_format_minor_version").uint(TYPE_UINT16, 0);
             meta.str("database_type").str("Stagedoor-Test");
-            meta.str("ip_version")
-                .uint(TYPE_UINT16, self.ip_version.into());
+            meta.str("ip_version").uint(TYPE_UINT16, self.ip_version.into());
             meta.str("node_count").uint(TYPE_UINT32, count.into());
-            meta.str("record_size")
-                .uint(TYPE_UINT16, self.record_size.into());
+            meta.str("record_size").uint(TYPE_UINT16, self.record_size.into());
             meta.raw(&probe.0);
             out.extend_from_slice(&meta.0);
             out
@@ -1312,11 +1195,7 @@ mod tests {
         d.str("u64").uint(TYPE_UINT64, 1 << 40);
         d.str("neg").i32(-5);
         d.str("f").f32(1.5);
-        d.str("list")
-            .array(3)
-            .uint(TYPE_UINT16, 7)
-            .bytes(&[1, 2, 3])
-            .bool(false);
+        d.str("list").array(3).uint(TYPE_UINT16, 7).bytes(&[1, 2, 3]).bool(false);
         d.str("city").map(2);
         d.str("geoname_id").uint(TYPE_UINT32, 4_250_542);
         d.ptr(0, names).map(2);
@@ -1331,13 +1210,7 @@ mod tests {
         d.str("longitude").f64(-89.6);
         d.str("accuracy_radius").uint(TYPE_UINT16, 50);
         d.str("subdivisions").array(2);
-        d.map(2)
-            .str("iso_code")
-            .str("IL")
-            .ptr(0, names)
-            .map(1)
-            .ptr(0, en)
-            .str("Illinois");
+        d.map(2).str("iso_code").str("IL").ptr(0, names).map(1).ptr(0, en).str("Illinois");
         d.map(1).ptr(0, names).map(1).ptr(0, en).str("Sangamon");
 
         let dbip = d.pos();
@@ -1356,20 +1229,9 @@ mod tests {
         d.map(1).str("asn").uint(TYPE_UINT32, 64_512);
 
         let country_only = d.pos();
-        d.map(3)
-            .str("city")
-            .str("")
-            .str("country_code")
-            .str("de")
-            .str("state1")
-            .str("");
+        d.map(3).str("city").str("").str("country_code").str("de").str("state1").str("");
 
-        Offsets {
-            maxmind,
-            dbip,
-            no_fields,
-            country_only,
-        }
+        Offsets { maxmind, dbip, no_fields, country_only }
     }
 
     fn build(record_size: u16, ip_version: u16) -> Vec<u8> {
@@ -1394,10 +1256,7 @@ mod tests {
         for record_size in [24, 28, 32] {
             let db = Mmdb::open(build(record_size, 4)).unwrap();
             assert_eq!(db.metadata().record_size, record_size);
-            assert_eq!(
-                db.metadata().database_type.as_deref(),
-                Some("Stagedoor-Test")
-            );
+            assert_eq!(db.metadata().database_type.as_deref(), Some("Stagedoor-Test"));
             let cases: &[(&str, Want<'_>)] = &[
                 ("10.1.2.3", ILLINOIS),
                 ("10.255.255.255", ILLINOIS),
@@ -1549,12 +1408,7 @@ mod tests {
         expect_format_error(&db, "wild pointer");
         // A double of the wrong size.
         let db = hostile(|d| {
-            d.map(2)
-                .str("lat")
-                .ctrl(TYPE_DOUBLE, 3)
-                .raw(b"abc")
-                .str("city")
-                .str("x");
+            d.map(2).str("lat").ctrl(TYPE_DOUBLE, 3).raw(b"abc").str("city").str("x");
         });
         expect_format_error(&db, "short double");
         // Unknown extended type.
@@ -1587,20 +1441,9 @@ mod tests {
         check(&db, "1.1.1.1", None);
         // Country codes that are not two letters are dropped.
         let db = hostile(|d| {
-            d.map(2)
-                .str("country_code")
-                .str("USA")
-                .str("city")
-                .str("Nowhere");
+            d.map(2).str("country_code").str("USA").str("city").str("Nowhere");
         });
-        assert_eq!(
-            db.lookup(Ipv4Addr::new(1, 1, 1, 1).into()).unwrap(),
-            Some(Place {
-                country: None,
-                region: None,
-                city: Some("Nowhere".into())
-            })
-        );
+        assert_eq!(db.lookup(Ipv4Addr::new(1, 1, 1, 1).into()).unwrap(), Some(Place { country: None, region: None, city: Some("Nowhere".into()) }));
         // A record that is not a map.
         let db = hostile(|d| {
             d.str("just a string");
@@ -1676,16 +1519,8 @@ mod tests {
             ("record_size", TYPE_UINT16, 24),
         ];
         assert!(metadata_only(&base).is_ok());
-        let changes: [(usize, Option<u128>); 8] = [
-            (0, Some(3)),
-            (0, None),
-            (1, Some(5)),
-            (1, None),
-            (2, Some(0)),
-            (2, Some(1 << 24)),
-            (3, Some(20)),
-            (3, None),
-        ];
+        let changes: [(usize, Option<u128>); 8] =
+            [(0, Some(3)), (0, None), (1, Some(5)), (1, None), (2, Some(0)), (2, Some(1 << 24)), (3, Some(20)), (3, None)];
         for (field, value) in changes {
             let mut fields = base.to_vec();
             match value {
@@ -1694,11 +1529,7 @@ mod tests {
                     fields.remove(field);
                 }
             }
-            assert!(
-                matches!(metadata_only(&fields), Err(MmdbError::Format(_))),
-                "{:?} accepted",
-                fields
-            );
+            assert!(matches!(metadata_only(&fields), Err(MmdbError::Format(_))), "{:?} accepted", fields);
         }
         // Extra metadata keys of other types are skipped.
         let mut b = Builder::new(24, 4);
@@ -1712,10 +1543,7 @@ mod tests {
     #[test]
     fn reads_per_lookup_on_built_db() {
         let bytes = build(28, 6);
-        let src = Counting {
-            inner: bytes.as_slice(),
-            reads: Default::default(),
-        };
+        let src = Counting { inner: bytes.as_slice(), reads: Default::default() };
         let db = Mmdb::open(&src).unwrap();
         src.reads.set(0);
         db.lookup("2001:db8::1".parse().unwrap()).unwrap();

@@ -153,12 +153,12 @@ impl WasiHttpView for GuestState {
 }
 
 /// Runs blocking SQLite work on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(conn: &Arc<Mutex<Connection>>, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static) -> Result<T, String> {
+async fn blocking<T: Send + 'static>(
+    conn: &Arc<Mutex<Connection>>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, String> {
     let conn = conn.clone();
-    tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|p| p.into_inner())))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    tokio::task::spawn_blocking(move || f(&mut conn.lock().unwrap_or_else(|p| p.into_inner()))).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
 }
 
 // ---- fermyon:spin/key-value ----
@@ -172,7 +172,10 @@ impl GuestState {
 }
 
 // Takes the connection, not `&self`: the future must be `Send` and `GuestState` isn't `Sync`.
-async fn kv<T: Send + 'static>(conn: Arc<Mutex<Connection>>, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static) -> Result<T, key_value::Error> {
+async fn kv<T: Send + 'static>(
+    conn: Arc<Mutex<Connection>>,
+    f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, key_value::Error> {
     blocking(&conn, f).await.map_err(key_value::Error::Other)
 }
 
@@ -190,9 +193,7 @@ impl key_value::HostStore for GuestState {
     async fn get(&mut self, store: Resource<KvStore>, key: String) -> Result<Option<Vec<u8>>, key_value::Error> {
         let label = self.kv_label(&store)?;
         kv(self.shared.kv.clone(), move |c| {
-            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row((label, key), |r| r.get(0))
-                .optional()
+            c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?.query_row((label, key), |r| r.get(0)).optional()
         })
         .await
     }
@@ -212,8 +213,7 @@ impl key_value::HostStore for GuestState {
 
     async fn delete(&mut self, store: Resource<KvStore>, key: String) -> Result<(), key_value::Error> {
         let label = self.kv_label(&store)?;
-        kv(self.shared.kv.clone(), move |c| c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?.execute((label, key)).map(drop))
-            .await
+        kv(self.shared.kv.clone(), move |c| c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?.execute((label, key)).map(drop)).await
     }
 
     async fn exists(&mut self, store: Resource<KvStore>, key: String) -> Result<bool, key_value::Error> {
@@ -257,7 +257,12 @@ impl sqlite::HostConnection for GuestState {
         self.table.push(conn).map_err(|e| sqlite::Error::Io(e.to_string()))
     }
 
-    async fn execute(&mut self, conn: Resource<SqlConnection>, statement: String, parameters: Vec<sqlite::Value>) -> Result<sqlite::QueryResult, sqlite::Error> {
+    async fn execute(
+        &mut self,
+        conn: Resource<SqlConnection>,
+        statement: String,
+        parameters: Vec<sqlite::Value>,
+    ) -> Result<sqlite::QueryResult, sqlite::Error> {
         let conn = self.table.get(&conn).map_err(|_| sqlite::Error::InvalidConnection)?.conn.clone();
         blocking(&conn, move |c| run_statement(c, &statement, parameters)).await.map_err(sqlite::Error::Io)
     }
@@ -307,7 +312,12 @@ impl variables::Host for GuestState {
         if !valid {
             return Err(variables::Error::InvalidName(format!("invalid variable name `{name}`")));
         }
-        self.config.manifest.variables.get(&name).cloned().ok_or_else(|| variables::Error::Undefined(format!("no variable `{name}` for component `{}`", self.config.manifest.id)))
+        self.config
+            .manifest
+            .variables
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| variables::Error::Undefined(format!("no variable `{name}` for component `{}`", self.config.manifest.id)))
     }
 }
 
@@ -335,7 +345,8 @@ impl AllowedHost {
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        let host_ok = self.host == "*" || self.host.eq_ignore_ascii_case(host) || self.host.strip_prefix("*.").is_some_and(|s| host.ends_with(&format!(".{s}")));
+        let host_ok =
+            self.host == "*" || self.host.eq_ignore_ascii_case(host) || self.host.strip_prefix("*.").is_some_and(|s| host.ends_with(&format!(".{s}")));
         (self.scheme == "*" || self.scheme == scheme) && host_ok && (self.port == "*" || self.port == port.to_string())
     }
 }

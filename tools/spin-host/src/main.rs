@@ -111,10 +111,7 @@ async fn run(args: Args) -> Result<(), String> {
                 component
             }
         };
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(ProxyPre::new)
-            .map_err(|e| format!("component `{}`: {e:?}", c.id))?;
+        let pre = linker.instantiate_pre(&component).and_then(ProxyPre::new).map_err(|e| format!("component `{}`: {e:?}", c.id))?;
         let stage = args.state_dir.join("files").join(&c.id);
         let preopens = manifest::prepare_files(&app.dir, &c.files, &stage).map_err(|e| format!("component `{}`: {e}", c.id))?;
         components.push((pre, Arc::new(host::ComponentConfig::new(c.clone(), preopens))));
@@ -158,7 +155,12 @@ fn text(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
 }
 
 impl Server {
-    async fn handle(self: Arc<Self>, mut req: Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> Result<Response<HyperOutgoingBody>, std::convert::Infallible> {
+    async fn handle(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) -> Result<Response<HyperOutgoingBody>, std::convert::Infallible> {
         let path = req.uri().path().to_string();
         let Some((route, path_info)) = manifest::match_route(&self.app.routes, &path) else {
             return Ok(text(StatusCode::NOT_FOUND, "Not Found"));
@@ -189,7 +191,8 @@ impl Server {
             Err(e) => return Ok(failure(e.to_string())),
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let resources = store.data_mut().http().new_incoming_request(Scheme::Http, req).and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
+        let resources =
+            store.data_mut().http().new_incoming_request(Scheme::Http, req).and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
         let (req, out) = match resources {
             Ok(r) => r,
             Err(e) => return Ok(failure(e.to_string())),
