@@ -34,7 +34,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin dev-link admin artist api-token test test-js test-native test-browser test-e2e bench bench-spin-baseline clean
+        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -174,7 +174,13 @@ api-token: npm
 
 # Cargo's summaries close the run (CI reads them): the browser suite runs
 # before the end-to-end one.
-test: test-js test-native test-browser test-e2e
+test: lint test-js test-native test-browser test-e2e
+
+# Formatting and clippy, warnings as errors (rustfmt.toml, clippy.toml).
+lint:
+	@cargo fmt --version >/dev/null 2>&1 && cargo clippy --version >/dev/null 2>&1 || rustup component add rustfmt clippy
+	cargo fmt --check
+	cargo clippy --quiet --workspace --all-targets --features shared/native -- -D warnings
 
 # The Workers entry module (tools/worker-shim.js).
 test-js:

@@ -136,6 +136,14 @@ pub fn parse_client_addr(s: &str) -> Option<IpAddr> {
     None
 }
 
+/// A new row id: 128 random bits as 32 hex chars (unguessable, and
+/// collision-free in practice).
+pub fn random_id(env: &impl Env) -> Result<String, Error> {
+    let mut b = [0u8; 16];
+    env.random(&mut b)?;
+    Ok(crate::crypto::hex(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,12 +159,4 @@ mod tests {
         assert_eq!(parse_client_addr("spoofed,2001:db8::1"), Some("2001:db8::1".parse().unwrap()));
         assert_eq!(parse_client_addr("198.51.100.4,"), None, "an empty last entry is no address");
     }
-}
-
-/// A new row id: 128 random bits as 32 hex chars (unguessable, and
-/// collision-free in practice).
-pub fn random_id(env: &impl Env) -> Result<String, Error> {
-    let mut b = [0u8; 16];
-    env.random(&mut b)?;
-    Ok(crate::crypto::hex(&b))
 }

@@ -173,7 +173,9 @@ fn sign_in_once_same_browser(t: &Target) -> Result<(), String> {
     }
     let csp = fans.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("");
     ensure!(csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline") && csp.contains("style-src 'self'"), "csp: {csp}");
-    let css = b.get(&body(&fans).split("rel=\"stylesheet\" href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("").to_owned())?;
+    let page = body(&fans);
+    let stylesheet = page.split("rel=\"stylesheet\" href=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
+    let css = b.get(stylesheet)?;
     ensure!(
         css.status() == 200 && css.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or("").contains("immutable"),
         "stylesheet {}",

@@ -33,4 +33,4 @@ VALUES ('e2e-other-page', 'e2e-other-artist', 'e2e-other', 'Other list', 'Email 
 -- A capture page that sends fans to the artist's own site after signing up
 -- (tests/browser/: the redirect must survive the page's CSP in Chromium).
 INSERT OR IGNORE INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, redirect_url, created_at, updated_at)
-VALUES ('e2e-redirect-page', 'e2e-artist', 'e2e-redirect', 'E2E list with a redirect', 'Email me news from E2E Band.', 'v1', 0, 'https://thanks.e2e.example/done?from=stagedoor', 0, 0);
+VALUES ('e2e-redirect-page', 'e2e-other-artist', 'e2e-redirect', 'Redirecting list', 'Email me news from Other E2E Artist.', 'v1', 0, 'https://thanks.e2e.example/done?from=stagedoor', 0, 0);

@@ -497,7 +497,7 @@ fn redirect_counts_remembers_and_is_never_cached() {
 
 #[test]
 fn the_other_button_is_counted_but_never_remembered() {
-    let mut t = setup();
+    let t = setup();
     t.create(NIGHT_DRIVE);
     let res = t.get("/l/night-drive/other", &[("user-agent", IPHONE)]);
     assert_eq!(res.status(), 302);

@@ -118,7 +118,9 @@ fn json_signup_and_cors() {
 #[test]
 fn validation_failures_have_status_field_and_store_nothing() {
     let env = env();
-    let cases: &[(&str, Option<&str>, &str, u16, Option<&str>)] = &[
+    // (path, content type, body, status, field named in the error)
+    type Case<'a> = (&'a str, Option<&'a str>, &'a str, u16, Option<&'a str>);
+    let cases: &[Case] = &[
         ("/s/tour", Some("text/plain"), "email=a@b.co&consent=yes", 415, None),
         ("/s/tour", None, "email=a@b.co&consent=yes", 415, None),
         ("/s/tour", Some("application/x-www-form-urlencoded"), "email=%zz", 400, None),

@@ -123,10 +123,13 @@ impl Db for SqliteDb {
     }
 }
 
+/// A value and when it expires (ms since the epoch), if ever.
+type Entry = (Vec<u8>, Option<i64>);
+
 /// In-memory KV with TTLs measured against the environment's clock.
 #[derive(Default)]
 pub struct MemoryKv {
-    map: RefCell<HashMap<String, (Vec<u8>, Option<i64>)>>,
+    map: RefCell<HashMap<String, Entry>>,
     now_ms: StdCell<i64>,
 }
 
