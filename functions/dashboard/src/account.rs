@@ -97,13 +97,7 @@ fn enrol_page(session: &Session, secret: &[u8], error: Option<&str>, status: Sta
             p.secret { (auth::totp::base32(secret)) }
             p.secret { small { (uri) } }
         }
-        form method="post" action="/app/account/totp/confirm" {
-            (view::csrf_field(&session.csrf))
-            label for="code" { "Code from the app" }
-            input #code name="code" autocomplete="one-time-code" inputmode="numeric" required aria-describedby=[error.map(|_| "code-error")];
-            @if let Some(e) = error { p #code-error .err role="alert" { (e) } }
-            button type="submit" { "Turn on" }
-        }
+        (view::code_form("/app/account/totp/confirm", &session.csrf, "Code from the app", "Turn on", error))
     };
     Ok(view::html_response(status, frame(session, "Two-factor authentication", body)))
 }

@@ -182,13 +182,7 @@ fn code_page(session: &Session, error: Option<&str>, status: StatusCode) -> Resu
     let body = html! {
         h1 { "Enter your authentication code" }
         p { "Open your authenticator app and enter the 6-digit code for Stagedoor, or one of your recovery codes." }
-        form method="post" action="/app/sign-in/code" {
-            (view::csrf_field(&session.csrf))
-            label for="code" { "Code" }
-            input #code name="code" autocomplete="one-time-code" inputmode="text" required aria-describedby=[error.map(|_| "code-error")];
-            @if let Some(e) = error { p #code-error .err role="alert" { (e) } }
-            button type="submit" { "Verify" }
-        }
+        (view::code_form("/app/sign-in/code", &session.csrf, "Code", "Verify", error))
         form method="post" action="/app/sign-out" {
             (view::csrf_field(&session.csrf))
             button.secondary type="submit" { "Sign out" }

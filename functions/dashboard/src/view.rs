@@ -153,6 +153,20 @@ pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }
 
+/// The form that asks for a one-time code (TOTP or recovery code), with
+/// its error next to the field.
+pub fn code_form(action: &str, csrf: &str, label: &str, button: &str, error: Option<&str>) -> Markup {
+    html! {
+        form method="post" action=(action) {
+            (csrf_field(csrf))
+            label for="code" { (label) }
+            input #code name="code" autocomplete="one-time-code" required aria-describedby=[error.map(|_| "code-error")];
+            @if let Some(e) = error { p #code-error .err role="alert" { (e) } }
+            button type="submit" { (button) }
+        }
+    }
+}
+
 /// Dates for people: `2026-01-31 14:05 UTC`.
 pub fn datetime(ms: Option<i64>) -> String {
     match ms {
