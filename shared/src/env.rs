@@ -83,6 +83,10 @@ pub trait Env {
     /// Outbound HTTP.
     async fn fetch(&self, req: crate::Request) -> Result<crate::Response, Error>;
 
+    /// Waits `ms` milliseconds (a retry's back-off). Natively the test
+    /// clock moves instead.
+    async fn sleep_ms(&self, ms: u32);
+
     /// Sends `req` after the response, for calls nobody waits on (a
     /// sign-in or confirmation mail, so the answer takes the same time
     /// whether or not one is sent). If the call fails (no answer, or not

@@ -83,15 +83,42 @@ async fn from_db(env: &impl Env, slug: &str) -> Result<Option<Link>, Error> {
     Ok(Some(link))
 }
 
+/// Write-through attempts after a change; Workers KV takes one write per
+/// second per key, so two quick edits collide.
+const WRITE_ATTEMPTS: u32 = 4;
+const RETRY_AFTER_MS: u32 = 1100;
+
 /// After a change: KV gets the new definition and this isolate forgets
-/// what it cached; other isolates catch up within the cache TTL. If the KV
-/// write fails the old entry stays until its TTL ([`KV_TTL_SECS`]): a
-/// delete would fail the same way, so none is attempted.
+/// what it cached; other isolates catch up within the cache TTL. A refused
+/// write (two edits within a second) is retried after a second with the
+/// definition read again from the database, so whichever write lands last
+/// carries the latest edit, not the one that happened to retry. Only if
+/// every attempt fails does the old entry stay, until its TTL.
 async fn write_through(env: &impl Env, cache: &Cache, slug: &str, cached: &str) {
-    if let Err(e) = env.kv().put(&kv_key(slug), cached.as_bytes(), Some(KV_TTL_SECS)).await {
-        env.log_error(&format!("links: KV write-through failed, old entry stays up to {KV_TTL_SECS} s: {e}"));
+    let mut value = cached.to_owned();
+    for attempt in 1..=WRITE_ATTEMPTS {
+        match env.kv().put(&kv_key(slug), value.as_bytes(), Some(KV_TTL_SECS)).await {
+            Ok(()) => break,
+            Err(e) if attempt == WRITE_ATTEMPTS => {
+                env.log_error(&format!("links: KV write-through failed {attempt} times, old entry stays up to {KV_TTL_SECS} s: {e}"));
+            }
+            Err(_) => {
+                env.sleep_ms(RETRY_AFTER_MS).await;
+                match latest(env, slug).await {
+                    Ok(Some(v)) => value = v,
+                    Ok(None) => break,
+                    Err(e) => env.log_error(&format!("links: re-reading {slug} for KV: {e}")),
+                }
+            }
+        }
     }
     cache.remove(slug);
+}
+
+/// The definition as KV keeps it, fresh from the database.
+async fn latest(env: &impl Env, slug: &str) -> Result<Option<String>, Error> {
+    let rows = env.db().query("SELECT id, artist_id, definition FROM links WHERE slug = ?1", &[Param::Text(slug)]).await?;
+    Ok(rows.first().and_then(|r| Some(Link::cached_json(r.text(0)?, r.text(1)?, r.text(2)?))))
 }
 
 const COUNT_INSERT: &str = "INSERT INTO link_stats (link_id, artist_id, day, kind, platform, country, referrer, device, count) VALUES ";

@@ -933,6 +933,9 @@ impl shared::Env for Later {
     async fn fetch(&self, req: shared::Request) -> Result<Response, shared::Error> {
         self.env.fetch(req).await
     }
+    async fn sleep_ms(&self, ms: u32) {
+        self.env.sleep_ms(ms).await
+    }
     fn fetch_later(&self, req: shared::Request, on_failure: Vec<shared::sql::OwnedStmt>) {
         self.env.fetch_later(req, on_failure)
     }
@@ -1042,4 +1045,35 @@ fn choice_cookie_lasts_as_long_as_documented() {
         assert_eq!(c, format!("{}={}; Max-Age=7776000; Path=/l/; Secure; HttpOnly; SameSite=Lax", visit::CHOICE_COOKIE, p.key()));
         assert!(shared::http::HeaderValue::from_str(c).is_ok(), "{c}");
     }
+}
+
+#[test]
+fn referrers_past_fifty_a_day_fold_into_other() {
+    let t = setup();
+    t.create(NIGHT_DRIVE);
+    for i in 0..60 {
+        assert_eq!(t.get(&format!("/l/night-drive?ref=site{i}.example"), &[("user-agent", DESKTOP)]).status(), 200);
+    }
+    // A known referrer keeps counting under its own name.
+    t.get("/l/night-drive?ref=site3.example", &[("user-agent", DESKTOP)]);
+    assert_eq!(t.count("SELECT count(DISTINCT referrer) FROM link_stats WHERE referrer NOT IN ('', '(other)')"), 50);
+    assert_eq!(t.count("SELECT sum(count) FROM link_stats WHERE referrer = '(other)'"), 10);
+    assert_eq!(t.count("SELECT sum(count) FROM link_stats WHERE referrer = 'site3.example'"), 2);
+    assert_eq!(t.count("SELECT sum(count) FROM link_stats"), 61, "nothing lost");
+}
+
+#[test]
+fn two_quick_edits_leave_the_latest_in_kv() {
+    let t = setup();
+    // As on Workers: a second write to a key within a second is refused.
+    t.env.kv.one_write_per_second.set(true);
+    t.create(NIGHT_DRIVE);
+    for title in ["Night Drive (Deluxe)", "Night Drive (Live)"] {
+        let body = NIGHT_DRIVE.replacen("\"Night <Drive>\"", &format!("\"{title}\""), 1);
+        let res = t.api(Method::PUT, "/api/v1/app/links/night-drive", TOKEN_A1, &body);
+        assert_eq!(res.status(), 200, "{}", text(&res));
+    }
+    let kv = String::from_utf8(t.kv("link:night-drive").expect("in KV")).unwrap();
+    assert!(kv.contains("Night Drive (Live)"), "KV kept an older edit: {kv}");
+    assert!(t.env.errors.borrow().is_empty(), "{:?}", t.env.errors.borrow());
 }

@@ -535,6 +535,9 @@ impl Env for Platform {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
     }
+    async fn sleep_ms(&self, ms: u32) {
+        worker::Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
+    }
     fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
         let db = D1(self.env.clone());
         self.ctx.wait_until(async move {

@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_dashboard.sql", include_str!("../../../schema/0004_dashboard.sql")),
     ("0005_rate_limits.sql", include_str!("../../../schema/0005_rate_limits.sql")),
     ("0006_capture_page_checks.sql", include_str!("../../../schema/0006_capture_page_checks.sql")),
+    ("0007_link_stats_referrer_cap.sql", include_str!("../../../schema/0007_link_stats_referrer_cap.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -131,6 +132,9 @@ type Entry = (Vec<u8>, Option<i64>);
 pub struct MemoryKv {
     map: RefCell<HashMap<String, Entry>>,
     now_ms: StdCell<i64>,
+    /// Refuse a second write to a key within a second, as Workers KV does.
+    pub one_write_per_second: StdCell<bool>,
+    written: RefCell<HashMap<String, i64>>,
 }
 
 impl MemoryKv {
@@ -146,7 +150,15 @@ impl Kv for MemoryKv {
     }
 
     async fn put(&self, key: &str, value: &[u8], ttl_secs: Option<u32>) -> Result<(), Error> {
-        let exp = ttl_secs.map(|t| self.now_ms.get() + i64::from(t.max(60)) * 1000);
+        let now = self.now_ms.get();
+        if self.one_write_per_second.get() {
+            let mut written = self.written.borrow_mut();
+            if written.get(key).is_some_and(|at| now - at < 1000) {
+                return Err(Error::unavailable("KV PUT failed: 429 Too Many Requests"));
+            }
+            written.insert(key.to_owned(), now);
+        }
+        let exp = ttl_secs.map(|t| now + i64::from(t.max(60)) * 1000);
         self.map.borrow_mut().insert(key.to_owned(), (value.to_vec(), exp));
         Ok(())
     }
@@ -201,7 +213,11 @@ impl NativeEnv {
     }
 
     pub fn advance_secs(&self, secs: i64) {
-        self.set_now_ms(self.now_ms.get() + secs * 1000);
+        self.advance_ms(secs * 1000);
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.set_now_ms(self.now_ms.get() + ms);
     }
 }
 
@@ -239,6 +255,9 @@ impl Env for NativeEnv {
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         http1_fetch(req)
+    }
+    async fn sleep_ms(&self, ms: u32) {
+        self.advance_ms(i64::from(ms));
     }
     fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
         let failure = match http1_fetch(req) {

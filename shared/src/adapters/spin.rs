@@ -259,6 +259,10 @@ impl Env for Platform {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
     }
+    async fn sleep_ms(&self, ms: u32) {
+        // One request per instance: blocking the thread blocks nobody else.
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(ms)));
+    }
     fn fetch_later(&self, req: Request, on_failure: Vec<crate::sql::OwnedStmt>) {
         self.defer(async move {
             let failure = match send(req).await {
