@@ -12,7 +12,7 @@ What the dashboard checks, and so what the seed must get right:
 - every fan shown or exported is decrypted (shared/src/crypto.rs):
   `email_enc` = `{key_id}.{base64url_nopad(nonce12 ‖ AES-256-GCM ciphertext
   ‖ tag16)}` under the first key of DATA_KEYS, associated data
-  `fan.email:{artist_id}`. If that format changes, the bench's check of the
+  `fan.email:{artist_id}:{fan_id}` (crypto::fan_email_context). If that format changes, the bench's check of the
   first request fails (500): fix it here.
 
 Everything is INSERT OR IGNORE, so applying it twice changes nothing.
@@ -62,7 +62,6 @@ def seed_sql(ctx):
 
     key_id, key = data_key(ctx["secrets"])
     aead = AESGCM(key)
-    aad = f"fan.email:{ARTIST}".encode()
     cookie = session_cookie(ctx["routes"])
     id_hash = hashlib.sha256(cookie.encode()).hexdigest()
 
@@ -79,6 +78,7 @@ INSERT OR IGNORE INTO sessions (id_hash, user_id, artist_id, created_at, last_se
         values = []
         for i in range(start, min(start + CHUNK, FANS + 1)):
             nonce = os.urandom(12)
+            aad = f"fan.email:{ARTIST}:b16b{i:028x}".encode()  # the fan's id, as in the INSERT below
             sealed = base64.urlsafe_b64encode(nonce + aead.encrypt(nonce, fan_email(i).encode(), aad)).rstrip(b"=").decode()
             values.append(f"({i},'{key_id}.{sealed}')")
         out.append(f"""INSERT OR IGNORE INTO fans

@@ -67,8 +67,16 @@ impl Keys {
         Keys::parse(&data, &index)
     }
 
-    /// Encrypts under the active key. `nonce` must be fresh random bytes.
-    pub fn encrypt(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], context: &[u8]) -> Result<String, Error> {
+    /// Encrypts under the active key with a fresh random nonce (drawn
+    /// here, so no caller can reuse one: a repeated GCM nonce under one key
+    /// leaks both plaintexts).
+    pub fn encrypt(&self, plaintext: &[u8], context: &[u8]) -> Result<String, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::getrandom(&mut nonce).map_err(|e| Error::internal(format_args!("getrandom: {e}")))?;
+        self.encrypt_with_nonce(nonce, plaintext, context)
+    }
+
+    fn encrypt_with_nonce(&self, nonce: [u8; NONCE_LEN], plaintext: &[u8], context: &[u8]) -> Result<String, Error> {
         let (id, cipher) = &self.data[0];
         let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: context }).map_err(|_| Error::internal("encryption failed"))?;
         let mut raw = Vec::with_capacity(NONCE_LEN + sealed.len());
@@ -122,6 +130,24 @@ fn hmac_parts(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// GCM associated data for a fan's address: binds the ciphertext to its
+/// artist and to the fan's row, so it can't be copied into another
+/// tenant's table or onto another fan of the same artist.
+pub fn fan_email_context(artist_id: &str, fan_id: &str) -> String {
+    format!("fan.email:{artist_id}:{fan_id}")
+}
+
+impl Keys {
+    /// A fan's address. Rows written before addresses were bound to the
+    /// fan carry the artist-only context, and stay readable.
+    pub fn decrypt_fan_email(&self, stored: &str, artist_id: &str, fan_id: &str) -> Result<String, Error> {
+        let plain = self
+            .decrypt(stored, fan_email_context(artist_id, fan_id).as_bytes())
+            .or_else(|_| self.decrypt(stored, format!("fan.email:{artist_id}").as_bytes()))?;
+        String::from_utf8(plain).map_err(|_| Error::internal("stored address is not UTF-8"))
+    }
+}
+
 fn decode_key(b64: &str) -> Option<[u8; 32]> {
     let b64 = b64.trim();
     let bytes = STANDARD.decode(b64).or_else(|_| URL_SAFE_NO_PAD.decode(b64)).ok()?;
@@ -167,7 +193,7 @@ mod tests {
     #[test]
     fn round_trip_and_context_binding() {
         let k = keys(&format!("k1:{K1}"));
-        let c = k.encrypt([7; 12], b"fan@example.com", b"artist-a").unwrap();
+        let c = k.encrypt(b"fan@example.com", b"artist-a").unwrap();
         assert!(c.starts_with("k1."));
         assert!(!c.contains("fan@example.com"));
         assert_eq!(k.decrypt(&c, b"artist-a").unwrap(), b"fan@example.com");
@@ -175,12 +201,32 @@ mod tests {
     }
 
     #[test]
+    fn every_encryption_draws_a_new_nonce() {
+        let k = keys(&format!("k1:{K1}"));
+        let (a, b) = (k.encrypt(b"same", b"").unwrap(), k.encrypt(b"same", b"").unwrap());
+        assert_ne!(a, b, "same plaintext, same ciphertext: the nonce repeated");
+        assert_eq!(k.decrypt(&b, b"").unwrap(), b"same");
+        assert_eq!(k.encrypt_with_nonce([5; 12], b"x", b"").unwrap(), k.encrypt_with_nonce([5; 12], b"x", b"").unwrap());
+    }
+
+    #[test]
+    fn fan_addresses_are_bound_to_the_fan() {
+        let k = keys(&format!("k1:{K1}"));
+        let c = k.encrypt(b"fan@example.com", fan_email_context("a1", "f1").as_bytes()).unwrap();
+        assert_eq!(k.decrypt_fan_email(&c, "a1", "f1").unwrap(), "fan@example.com");
+        assert!(k.decrypt_fan_email(&c, "a1", "f2").is_err(), "moved onto another fan");
+        assert!(k.decrypt_fan_email(&c, "a2", "f1").is_err(), "moved to another artist");
+        let legacy = k.encrypt(b"old@example.com", b"fan.email:a1").unwrap();
+        assert_eq!(k.decrypt_fan_email(&legacy, "a1", "f9").unwrap(), "old@example.com");
+    }
+
+    #[test]
     fn rotation_keeps_old_values_readable() {
         let old = keys(&format!("k1:{K1}"));
-        let c = old.encrypt([1; 12], b"x@y.zz", b"").unwrap();
+        let c = old.encrypt(b"x@y.zz", b"").unwrap();
         let rotated = keys(&format!("k2:{K2},k1:{K1}"));
         assert_eq!(rotated.decrypt(&c, b"").unwrap(), b"x@y.zz");
-        assert!(rotated.encrypt([2; 12], b"a", b"").unwrap().starts_with("k2."));
+        assert!(rotated.encrypt(b"a", b"").unwrap().starts_with("k2."));
         let dropped = keys(&format!("k2:{K2}"));
         assert!(dropped.decrypt(&c, b"").is_err());
     }
@@ -188,7 +234,7 @@ mod tests {
     #[test]
     fn tampering_is_detected() {
         let k = keys(&format!("k1:{K1}"));
-        let c = k.encrypt([3; 12], b"fan@example.com", b"").unwrap();
+        let c = k.encrypt(b"fan@example.com", b"").unwrap();
         for i in 3..c.len() {
             let mut t = c.clone().into_bytes();
             t[i] = if t[i] == b'A' { b'B' } else { b'A' };

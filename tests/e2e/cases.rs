@@ -108,13 +108,13 @@ fn form_signup(t: &Target) -> Result<(), String> {
     ensure!(res.status() == 200, "status {}: {}", res.status(), body(&res));
     ensure!(body(&res).contains("on E2E Band"), "thank-you text: {}", body(&res));
     let db = t.db()?;
-    let (status, enc, version): (String, String, String) = db
-        .query_row("SELECT status, email_enc, consent_version FROM fans WHERE email_hash = ?1", [hash_of("form-fan@example.com")], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let (status, enc, version, id): (String, String, String, String) = db
+        .query_row("SELECT status, email_enc, consent_version, id FROM fans WHERE email_hash = ?1", [hash_of("form-fan@example.com")], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .map_err(|e| format!("fan row: {e}"))?;
     ensure!(status == "subscribed" && version == "v1", "{status} {version}");
-    let plain = keys().decrypt(&enc, b"fan.email:e2e-artist").map_err(|e| e.to_string())?;
+    let plain = keys().decrypt(&enc, shared::crypto::fan_email_context("e2e-artist", &id).as_bytes()).map_err(|e| e.to_string())?;
     ensure!(plain == b"Form-Fan@example.com", "decrypted {:?}", String::from_utf8_lossy(&plain));
     let events: i64 = db
         .query_row(

@@ -134,7 +134,7 @@ fn links_to(t: &Target, to: &str) -> Vec<String> {
 /// Adds a dashboard user the way `stagedoor-admin user` does.
 fn add_user(t: &Target, id: &str, artist: &str, email: &str, role: &str) -> Result<(), String> {
     let k = keys();
-    let stored = k.encrypt([3; 12], email.as_bytes(), format!("user.email:{artist}").as_bytes()).map_err(|e| e.to_string())?;
+    let stored = k.encrypt(email.as_bytes(), format!("user.email:{artist}").as_bytes()).map_err(|e| e.to_string())?;
     t.db_rw()?
         .execute(
             "INSERT OR IGNORE INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
@@ -449,10 +449,9 @@ fn csv_100k(t: &Target) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             for i in 0..N {
                 let email = format!("big{i}@example.com");
-                let mut nonce = [0u8; 12];
-                nonce[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                let stored = k.encrypt(nonce, email.as_bytes(), format!("fan.email:{artist}").as_bytes()).map_err(|e| e.to_string())?;
-                ins.execute(rusqlite::params![format!("{i:032x}"), artist, stored, k.blind_index(artist, &email), 1_767_225_600_000i64 + i as i64])
+                let id = format!("{i:032x}");
+                let stored = k.encrypt(email.as_bytes(), shared::crypto::fan_email_context(artist, &id).as_bytes()).map_err(|e| e.to_string())?;
+                ins.execute(rusqlite::params![id, artist, stored, k.blind_index(artist, &email), 1_767_225_600_000i64 + i as i64])
                     .map_err(|e| e.to_string())?;
             }
         }

@@ -156,8 +156,7 @@ fn fan_from<E: Env>(ctx: &Ctx<'_, E>, mut r: Row) -> Result<Fan, Error> {
     let mut text = |i| r.take_text(i).unwrap_or_default();
     let (id, enc, status, country, region, city, page) = (text(0), text(1), text(2), text(3), text(4), text(5), text(6));
     let consent_version = text(8);
-    let context = format!("fan.email:{}", ctx.db.artist_id());
-    let email = String::from_utf8(ctx.keys.decrypt(&enc, context.as_bytes())?).map_err(Error::internal)?;
+    let email = ctx.keys.decrypt_fan_email(&enc, ctx.db.artist_id(), &id)?;
     Ok(Fan {
         id,
         email,

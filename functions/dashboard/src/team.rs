@@ -104,9 +104,7 @@ pub async fn invite<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         Err(e) => return render(ctx, Some(e.message()), typed, StatusCode::UNPROCESSABLE_ENTITY).await,
     };
     let id = shared::env::random_id(ctx.env)?;
-    let mut nonce = [0u8; crypto::NONCE_LEN];
-    ctx.env.random(&mut nonce)?;
-    let enc = ctx.keys.encrypt(nonce, email.as_str().as_bytes(), format!("user.email:{}", ctx.db.artist_id()).as_bytes())?;
+    let enc = ctx.keys.encrypt(email.as_str().as_bytes(), format!("user.email:{}", ctx.db.artist_id()).as_bytes())?;
     let added = ctx
         .db
         .execute(

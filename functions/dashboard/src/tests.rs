@@ -20,7 +20,7 @@ fn keys() -> shared::crypto::Keys {
 }
 
 fn enc(context: &str, value: &str) -> String {
-    keys().encrypt([9; 12], value.as_bytes(), context.as_bytes()).unwrap()
+    keys().encrypt(value.as_bytes(), context.as_bytes()).unwrap()
 }
 
 fn user_index(email: &str) -> String {
@@ -65,7 +65,7 @@ fn world() -> World {
         conn.execute(
             "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, country, city, source_page_id, consent_version, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'v1', ?9, ?9)",
             // INTEGER affinity stores the numeric text as a number.
-            [*id, *artist, &enc(&format!("fan.email:{artist}"), email), &keys().blind_index(artist, email), *status, *country, *city, page, &(1_767_225_600_000i64 + i as i64 * 1000).to_string()],
+            [*id, *artist, &enc(&shared::crypto::fan_email_context(artist, id), email), &keys().blind_index(artist, email), *status, *country, *city, page, &(1_767_225_600_000i64 + i as i64 * 1000).to_string()],
         )
         .unwrap();
         conn.execute("INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) VALUES (?1, ?2, ?3, 'subscribe', ?4, 'v1', 'abc', 'single', 0)", [&format!("e{id}"), *id, *artist, page]).unwrap();

@@ -132,11 +132,12 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
     let status = if page.double_opt_in { Status::Pending } else { Status::Subscribed };
     let method = if page.double_opt_in { "double" } else { "single" };
     let hash = keys.blind_index(&page.artist_id, &email.index_key());
-    let enc = keys.encrypt(random(env)?, email.as_str().as_bytes(), email_context(&page.artist_id).as_bytes())?;
+    let fan_id = random_id(env)?;
+    let enc = keys.encrypt(email.as_str().as_bytes(), crypto::fan_email_context(&page.artist_id, &fan_id).as_bytes())?;
     let consent_hash = crypto::sha256_hex(page.consent_text.as_bytes());
     let place = env.place();
     let eu = place.is_eu();
-    let (fan_id, event_new, event_existing) = (random_id(env)?, random_id(env)?, random_id(env)?);
+    let (event_new, event_existing) = (random_id(env)?, random_id(env)?);
     let (country, region, city) = (place.country.as_deref(), place.region.as_deref(), place.city.as_deref());
 
     let insert = [
@@ -188,18 +189,6 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
         ])
         .await?;
     Ok(status)
-}
-
-/// GCM associated data for a fan's address: ties the ciphertext to its
-/// artist, so it can't be moved to another tenant's row.
-pub fn email_context(artist_id: &str) -> String {
-    format!("fan.email:{artist_id}")
-}
-
-fn random<const N: usize>(env: &impl Env) -> Result<[u8; N], Error> {
-    let mut buf = [0u8; N];
-    env.random(&mut buf)?;
-    Ok(buf)
 }
 
 pub use shared::env::random_id;

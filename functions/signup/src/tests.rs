@@ -88,13 +88,15 @@ fn form_signup_stores_encrypted_fan_and_consent_event() {
     assert_eq!(res.status(), 200, "{}", text(&res));
     assert!(text(&res).contains("on Nova &amp; the Tides"));
     let conn = env.db.conn();
-    let (status, enc, hash, version): (String, String, String, String) =
-        conn.query_row("SELECT status, email_enc, email_hash, consent_version FROM fans", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).unwrap();
+    let (status, enc, hash, version, id): (String, String, String, String, String) = conn
+        .query_row("SELECT status, email_enc, email_hash, consent_version, id FROM fans", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .unwrap();
     assert_eq!((status.as_str(), version.as_str()), ("subscribed", "v1"));
     assert!(!enc.to_lowercase().contains("fan@"), "email must be encrypted");
     let keys = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
-    let plain = keys.decrypt(&enc, crate::store::email_context("a1").as_bytes()).unwrap();
+    let plain = keys.decrypt(&enc, shared::crypto::fan_email_context("a1", &id).as_bytes()).unwrap();
     assert_eq!(plain, b"Fan@example.com", "local part kept, domain lower-cased");
+    assert!(keys.decrypt(&enc, b"fan.email:a1").is_err(), "bound to the fan, not only the artist");
     assert_eq!(hash, keys.blind_index("a1", "fan@example.com"));
     let (kind, method, chash): (String, String, String) =
         conn.query_row("SELECT kind, method, consent_hash FROM consent_events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();

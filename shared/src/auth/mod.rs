@@ -483,9 +483,7 @@ async fn use_recovery_code(env: &impl Env, keys: &Keys, user_id: &str, typed: &s
 /// a code from it is confirmed. Returns the secret for the QR code.
 pub async fn begin_totp(env: &impl Env, keys: &Keys, user_id: &str) -> Result<[u8; totp::SECRET_LEN], Error> {
     let secret = totp::new_secret(env)?;
-    let mut nonce = [0u8; crypto::NONCE_LEN];
-    env.random(&mut nonce)?;
-    let enc = keys.encrypt(nonce, &secret, user_id.as_bytes())?;
+    let enc = keys.encrypt(&secret, user_id.as_bytes())?;
     env.db().execute("UPDATE users SET totp_pending_enc = ?1 WHERE id = ?2", &[Param::Text(&enc), Param::Text(user_id)]).await?;
     Ok(secret)
 }

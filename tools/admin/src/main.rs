@@ -121,9 +121,7 @@ fn q(s: &str) -> String {
 /// Adds a user, or does nothing if the address already has an account.
 fn user_sql(keys: &Keys, artist: &str, email: &str, role: &str, now: i64) -> Result<String, String> {
     let email = parse_email(email)?;
-    let mut nonce = [0u8; crypto::NONCE_LEN];
-    getrandom::getrandom(&mut nonce).map_err(|e| e.to_string())?;
-    let enc = keys.encrypt(nonce, email.as_str().as_bytes(), format!("user.email:{artist}").as_bytes()).map_err(|e| e.message.to_string())?;
+    let enc = keys.encrypt(email.as_str().as_bytes(), format!("user.email:{artist}").as_bytes()).map_err(|e| e.message.to_string())?;
     Ok(format!(
         "INSERT OR IGNORE INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES ({}, {}, {}, {}, {}, {now});",
         q(&random_hex()?),
