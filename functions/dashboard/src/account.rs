@@ -35,7 +35,7 @@ pub async fn route(parts: &Parts, path: &str, form: &Form, env: &impl Env, keys:
         ("/app/account/totp/confirm", &Method::POST) => confirm(form, env, keys, session).await,
         ("/app/account/totp/disable", &Method::POST) => disable(form, env, keys, session).await,
         (_, &Method::GET) | (_, &Method::POST) => Err(crate::not_found()),
-        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address doesn't accept that method.")),
+        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address accepts GET and POST only.")),
     }
 }
 

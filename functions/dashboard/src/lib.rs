@@ -137,7 +137,7 @@ async fn route(parts: &Parts, body: &[u8], env: &impl Env) -> Result<Response, E
         ["api", "v1", "app", "fans", id] if get => fans::api_show(&ctx, id).await,
         ["api", "v1", "app", "me"] if get => account::api_me(&ctx),
         _ if get || post => Err(not_found()),
-        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address doesn't accept that method.")),
+        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address accepts GET and POST only.")),
     }
 }
 
@@ -161,9 +161,15 @@ fn error(env: &impl Env, e: &Error, api: bool) -> Response {
     if e.is_server_fault() {
         env.log_error(&format!("dashboard: {e}"));
     }
-    if api {
-        return httpx::json_error(e);
+    let mut res = if api { httpx::json_error(e) } else { page_error(e) };
+    if e.kind == ErrorKind::MethodNotAllowed {
+        // Every dashboard address takes GET (and HEAD) or POST.
+        res.headers_mut().insert(shared::http::header::ALLOW, shared::http::HeaderValue::from_static("GET, HEAD, POST"));
     }
+    res
+}
+
+fn page_error(e: &Error) -> Response {
     let heading = match e.kind {
         ErrorKind::NotFound => "Not found",
         ErrorKind::Forbidden => "Not allowed",

@@ -20,7 +20,7 @@ pub async fn route(parts: &Parts, body: &[u8], rest: &str, env: &impl Env) -> Re
         ("", &Method::POST) => request(parts, body, env, &keys).await,
         ("/verify", &Method::GET) | ("/verify", &Method::HEAD) => verify_page(parts, &keys),
         ("/verify", &Method::POST) => verify(parts, body, env, &keys).await,
-        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address doesn't accept that method.")),
+        _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address accepts GET and POST only.")),
     }
 }
 

@@ -487,3 +487,15 @@ fn owners_invite_and_remove_members_but_not_the_last_owner() {
     assert_eq!(location(&member.get(&w.env, "/app/fans")), "/app/sign-in");
     assert_eq!(owner.post(&w.env, "/app/team/u1/remove", &format!("csrf={csrf}")).status(), 409, "not yourself, not the last owner");
 }
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    for path in ["/app/sign-in", "/app/fans"] {
+        let res = b.send(&w.env, Method::DELETE, path, None);
+        assert_eq!(res.status(), 405, "{path}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD, POST", "{path}");
+    }
+}

@@ -72,8 +72,12 @@ fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> 
 
 /// What the token and the database say about a confirmation link.
 enum State {
+    /// What the fan agreed to when they asked (the page's text may have
+    /// changed since): the confirmation records that, not today's text.
     Pending {
         fan_id: String,
+        consent_version: String,
+        consent_hash: String,
     },
     AlreadySubscribed,
     /// Unsubscribed, bounced or complained since: confirming must not
@@ -103,14 +107,32 @@ async fn check(env: &impl Env, page: &Page, token: &str) -> Result<State, Respon
             ))
         }
     };
+    // The fan's status, and their latest request: on which page, agreeing
+    // to which text. A link works only on the page it was sent for.
     let rows = env
         .db()
-        .query("SELECT status FROM fans WHERE id = ?1 AND artist_id = ?2", &[Param::Text(&claims.fan_id), Param::Text(&page.artist_id)])
+        .query(
+            "SELECT f.status, e.page_id, e.consent_version, e.consent_hash FROM fans f \
+             LEFT JOIN consent_events e ON e.id = (SELECT id FROM consent_events WHERE fan_id = f.id AND kind = 'request' ORDER BY at DESC, id DESC LIMIT 1) \
+             WHERE f.id = ?1 AND f.artist_id = ?2",
+            &[Param::Text(&claims.fan_id), Param::Text(&page.artist_id)],
+        )
         .await
         .map_err(|e| server_fault(env, e))?;
+    if let Some(r) = rows.first() {
+        if r.text(0) == Some("pending") && r.text(1) != Some(page.id.as_str()) {
+            return Err(plain(
+                page,
+                StatusCode::BAD_REQUEST,
+                "This link doesn't work",
+                "This confirmation link belongs to another sign-up page. Use the link from the latest email, or sign up again.",
+            ));
+        }
+    }
+    let text = |i| rows.first().and_then(|r| r.text(i)).unwrap_or("").to_owned();
     Ok(match rows.first().and_then(|r| r.text(0)) {
         None => State::Erased,
-        Some("pending") => State::Pending { fan_id: claims.fan_id },
+        Some("pending") => State::Pending { fan_id: claims.fan_id, consent_version: text(2), consent_hash: text(3) },
         Some("subscribed") => State::AlreadySubscribed,
         Some(_) => State::NotPending,
     })
@@ -140,8 +162,8 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
         Ok(p) => p,
         Err(res) => return res,
     };
-    let fan_id = match check(env, &page, token).await {
-        Ok(State::Pending { fan_id }) => fan_id,
+    let (fan_id, consent_version, consent_hash) = match check(env, &page, token).await {
+        Ok(State::Pending { fan_id, consent_version, consent_hash }) => (fan_id, consent_version, consent_hash),
         Ok(state) => return outcome(&page, state),
         Err(res) => return res,
     };
@@ -150,9 +172,8 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
         Ok(id) => id,
         Err(e) => return server_fault(env, e),
     };
-    let consent_hash = shared::crypto::sha256_hex(page.consent_text.as_bytes());
     let event =
-        [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&page.consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
+        [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
     let update = [Param::Int(now), Param::Text(&fan_id)];
     // Both guarded by status = 'pending', so a double click confirms once.
     let result = env

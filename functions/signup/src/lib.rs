@@ -20,7 +20,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
         return with_cors(match parts.method {
             Method::POST => api_signup(&parts, &body, env).await,
             Method::OPTIONS => httpx::respond(StatusCode::NO_CONTENT, "text/plain", Vec::new()),
-            _ => httpx::json_error(&method_not_allowed()),
+            _ => with_allow(httpx::json_error(&method_not_allowed("POST (and OPTIONS for CORS)")), "POST, OPTIONS"),
         });
     }
     let Some(rest) = path.strip_prefix("/s/") else {
@@ -32,7 +32,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
             return match parts.method {
                 Method::GET | Method::HEAD => confirm::show(slug, &token, env).await,
                 Method::POST => confirm::confirm(slug, &token, env).await,
-                _ => page::error(&method_not_allowed()),
+                _ => with_allow(page::error(&method_not_allowed("GET and POST")), "GET, HEAD, POST"),
             };
         }
         Some(_) => return page::not_found(),
@@ -42,7 +42,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
         Method::GET => page::show(slug, env, false).await,
         Method::HEAD => page::show(slug, env, true).await,
         Method::POST => form_signup(slug, &parts, &body, env).await,
-        _ => page::error(&method_not_allowed()),
+        _ => with_allow(page::error(&method_not_allowed("GET and POST")), "GET, HEAD, POST"),
     }
 }
 
@@ -91,8 +91,14 @@ async fn signup(page: &store::Page, fields: input::Fields<'_>, env: &impl Env) -
     Ok(status)
 }
 
-fn method_not_allowed() -> Error {
-    Error::new(ErrorKind::MethodNotAllowed, "This address accepts GET and POST only.")
+fn method_not_allowed(methods: &str) -> Error {
+    Error::new(ErrorKind::MethodNotAllowed, format!("This address accepts {methods} only."))
+}
+
+/// A 405 says which methods would work.
+fn with_allow(mut res: Response, allow: &'static str) -> Response {
+    res.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    res
 }
 
 /// Server faults are logged here, once, without personal data.

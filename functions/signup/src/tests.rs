@@ -443,3 +443,37 @@ fn redirect_after_signup_is_checked_and_allowed_by_the_csp() {
     assert!(env.errors.borrow().iter().any(|e| e.contains("redirect_url")));
     assert!(!send(&env, Method::GET, "/s/tour", None, b"").headers()["content-security-policy"].to_str().unwrap().contains("shop.example.com"));
 }
+
+#[test]
+fn a_confirmation_records_what_the_fan_saw_and_works_only_on_its_page() {
+    let (env, rec) = env_with_mail();
+    json(&env, r#"{"page":"doi","email":"seen@example.com","consent":true}"#);
+    let link = confirm_link(&rec, 0);
+    let seen = shared::crypto::sha256_hex(b"Send me news.");
+    // The artist rewrites the text before the fan confirms.
+    env.db.conn().execute("UPDATE capture_pages SET consent_text = 'Send me everything.', consent_version = 'v2' WHERE id = 'p2'", []).unwrap();
+    let elsewhere = link.replacen("/s/doi/", "/s/tour/", 1);
+    let res = send(&env, Method::POST, &elsewhere, None, b"");
+    assert_eq!(res.status(), 400, "a link sent for one page must not confirm on another");
+    assert!(text(&res).contains("another sign-up page"));
+    assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE status = 'pending'"), 1);
+    assert_eq!(send(&env, Method::POST, &link, None, b"").status(), 200);
+    let (version, hash): (String, String) =
+        env.db.conn().query_row("SELECT consent_version, consent_hash FROM consent_events WHERE kind = 'confirm'", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((version.as_str(), hash.as_str()), ("v1", seen.as_str()), "the confirmation names the text the fan agreed to");
+}
+
+#[test]
+fn wrong_methods_are_405_with_allow() {
+    let env = env();
+    for (method, uri, allow) in [
+        (Method::PUT, "/s/tour", "GET, HEAD, POST"),
+        (Method::DELETE, "/s/tour/confirm?t=x", "GET, HEAD, POST"),
+        (Method::GET, "/api/v1/signup", "POST, OPTIONS"),
+    ] {
+        let res = send(&env, method.clone(), uri, None, b"");
+        assert_eq!(res.status(), 405, "{method} {uri}");
+        assert_eq!(res.headers()["allow"], allow, "{method} {uri}");
+        assert!(text(&res).contains("accepts"), "{}", text(&res));
+    }
+}

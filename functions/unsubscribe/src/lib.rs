@@ -30,7 +30,11 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
     match parts.method {
         Method::GET | Method::HEAD => show(&fan),
         Method::POST => unsubscribe(env, &claims, fan, &body).await,
-        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "Not allowed", "Open the unsubscribe link in your browser."),
+        _ => {
+            let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "Not allowed", "Open the unsubscribe link in your browser, or send it a POST to unsubscribe.");
+            res.headers_mut().insert(shared::http::header::ALLOW, shared::http::HeaderValue::from_static("GET, HEAD, POST"));
+            res
+        }
     }
 }
 

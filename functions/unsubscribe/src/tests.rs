@@ -177,3 +177,13 @@ fn headers_api_gives_rfc8058_values() {
     assert_eq!(send(&env, Method::POST, path, b"List-Unsubscribe=One-Click").status(), 200);
     assert_eq!(status(&env), "unsubscribed");
 }
+
+#[test]
+fn wrong_method_is_405_with_allow() {
+    let env = env();
+    let t = token(&format!("t2:{K_NEW}"), FAN, "a1");
+    let res = send(&env, Method::PUT, &format!("/u/{t}"), b"");
+    assert_eq!(res.status(), 405);
+    assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
+    assert_eq!(status(&env), "subscribed");
+}
