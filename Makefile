@@ -97,6 +97,8 @@ secrets:
 	grep -q '^DATA_KEYS=' .wrangler/dev-secrets || echo "DATA_KEYS=k1:$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^INDEX_KEY=' .wrangler/dev-secrets || echo "INDEX_KEY=$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets
+	@# Local only: shipped config has no http:// origin (mail links carry tokens).
+	@grep -q '^PUBLIC_BASE_URL=' .wrangler/dev-secrets || echo "PUBLIC_BASE_URL=http://localhost:$(PORT)" >> .wrangler/dev-secrets
 	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
 	@# Local only: lets the sign-in link `make dev` prints work in any browser.
 	@echo "ALLOW_UNBOUND_SIGN_IN=1" >> functions/dashboard/.dev.vars
@@ -152,7 +154,7 @@ dev-spin: build-spin spin-host geo-data secrets
 	@echo "  Smart link:    http://localhost:$(SPIN_PORT)/l/demo"
 	@echo
 	set -a; source .wrangler/dev-secrets; set +a; \
-	SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
+	SPIN_VARIABLE_PUBLIC_BASE_URL=http://localhost:$(SPIN_PORT) SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
 	target/release/spin-host --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin \
 	  $(foreach f,$(sort $(wildcard schema/*.sql)),--sqlite @$(f)) --sqlite @tools/seed-demo.sql
 

@@ -121,6 +121,27 @@ pub fn json_error(err: &Error) -> Response {
     res
 }
 
+/// Whether a request's body is an HTML form's (its errors are pages).
+pub fn is_form(content_type: Option<&[u8]>) -> bool {
+    content_type.is_some_and(|ct| {
+        let ct = ct.trim_ascii_start();
+        ct.len() >= 19 && (ct[..19].eq_ignore_ascii_case(b"application/x-www-f") || ct[..19].eq_ignore_ascii_case(b"multipart/form-data"))
+    })
+}
+
+/// An error an adapter answers with before any function runs (a body over
+/// [`MAX_BODY`], an unreadable request): a page for a form post, so the
+/// person who sent it reads a sentence, JSON for everyone else.
+pub fn early_error(err: &Error, form: bool) -> Response {
+    if !form {
+        return json_error(err);
+    }
+    let body = format!("<h1>That didn't go through</h1><p role=\"alert\">{}</p><p>Go back and try again.</p>", crate::html::escape(err.public_message()));
+    let mut res = crate::html::response(err.status(), crate::html::page("Error", &body));
+    add_retry_after(&mut res, err);
+    res
+}
+
 pub fn add_retry_after(res: &mut Response, err: &Error) {
     if let ErrorKind::RateLimited { retry_after } = err.kind {
         res.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(retry_after));
@@ -163,6 +184,20 @@ mod tests {
         assert_eq!(query_param(&uri, "t").as_deref(), Some("a.b"));
         assert_eq!(query_param(&uri, "u").as_deref(), Some(""));
         assert_eq!(query_param(&uri, "v"), None);
+    }
+
+    #[test]
+    fn early_errors_are_pages_for_forms() {
+        let e = too_large();
+        let page = early_error(&e, is_form(Some(b"application/x-www-form-urlencoded; charset=utf-8")));
+        assert_eq!(page.status(), 413);
+        assert_eq!(page.headers()["content-type"], HTML);
+        assert!(String::from_utf8_lossy(page.body()).contains("larger than 8 KB"));
+        assert!(is_form(Some(b"Multipart/Form-Data; boundary=x")));
+        for other in [Some(&b"application/json"[..]), Some(b"text/plain"), None, Some(b"application/x-www")] {
+            assert!(!is_form(other), "{other:?}");
+        }
+        assert_eq!(early_error(&e, false).headers()["content-type"], JSON);
     }
 
     #[test]

@@ -31,10 +31,46 @@ pub fn unsubscribe_headers(env: &impl Env, fan_id: &str, artist_id: &str) -> Res
 }
 
 /// The public origin links are built on, without a trailing slash.
+/// Refused (so no mail goes out with it) unless it is `https://`, or
+/// `http://` to this machine for local development: links in mail carry
+/// sign-in and unsubscribe tokens, which must not travel in clear.
 pub fn base_url(env: &impl Env) -> Result<String, Error> {
-    let base = env.var("public_base_url").filter(|b| b.starts_with("https://") || b.starts_with("http://"));
-    let base = base.ok_or_else(|| Error::new(ErrorKind::Internal, "setting public_base_url is not set"))?;
-    Ok(base.trim_end_matches('/').to_owned())
+    let base = env.var("public_base_url").map(|b| b.trim().trim_end_matches('/').to_owned()).filter(|b| !b.is_empty());
+    let base =
+        base.ok_or_else(|| Error::new(ErrorKind::Internal, "setting public_base_url is not set: set it to the public https:// origin of this deployment"))?;
+    let local =
+        ["http://localhost", "http://127.0.0.1", "http://[::1]"].iter().any(|l| base == *l || base.strip_prefix(l).is_some_and(|rest| rest.starts_with(':')));
+    if !(base.starts_with("https://") || local) {
+        return Err(Error::new(
+            ErrorKind::Internal,
+            "setting public_base_url must be an https:// origin (http:// only for localhost): mail links carry tokens",
+        ));
+    }
+    Ok(base)
+}
+
+#[cfg(all(test, feature = "native"))]
+mod tests {
+    use crate::adapters::native::NativeEnv;
+
+    #[test]
+    fn public_base_url_must_be_https_except_on_this_machine() {
+        let mut env = NativeEnv::memory().unwrap();
+        for (value, ok) in [
+            ("https://fans.example.com/", Some("https://fans.example.com")),
+            ("http://localhost:8787", Some("http://localhost:8787")),
+            ("http://127.0.0.1:3000", Some("http://127.0.0.1:3000")),
+            ("http://fans.example.com", None),
+            ("http://localhost.evil.example", None),
+            ("", None),
+            ("fans.example.com", None),
+        ] {
+            env.set_var("public_base_url", value);
+            assert_eq!(super::base_url(&env).ok().as_deref(), ok, "{value:?}");
+        }
+        env.vars.clear();
+        assert!(super::base_url(&env).unwrap_err().message.contains("not set"));
+    }
 }
 
 pub struct Message<'a> {

@@ -21,6 +21,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("location_recorded", location_recorded),
     ("rate_limit_429", rate_limit_429),
     ("rate_limit_holds_under_parallel_burst", rate_limit_holds_under_parallel_burst),
+    ("oversized_bodies_413_page_for_forms_json_otherwise", oversized_bodies_413),
 ];
 
 /// Runs after every other module's cases: scans everything the runtime
@@ -316,5 +317,19 @@ fn rate_limit_holds_under_parallel_burst(t: &Target) -> Result<(), String> {
         stored += count(t, "SELECT count(*) FROM fans WHERE email_hash = ?1", Some(&hash_of(&format!("burst-fan-{i}@example.com"))))?;
     }
     ensure!(stored == 10, "{stored} fans stored for 10 accepted signups");
+    Ok(())
+}
+
+/// The adapters refuse a body over 8 KB before any function runs: a form
+/// post gets a page a person can read, an API client JSON.
+fn oversized_bodies_413(t: &Target) -> Result<(), String> {
+    let big = format!("email=big-fan%40example.com&consent=yes&website={}", "x".repeat(9000));
+    let res = form(t, "198.51.100.121", "e2e", &big)?;
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    ensure!(res.status() == 413 && ct.starts_with("text/html") && body(&res).contains("larger than 8 KB"), "form: {} {ct} {}", res.status(), body(&res));
+    let res = json(t, "198.51.100.121", &format!(r#"{{"page":"e2e","email":"big-fan@example.com","consent":true,"pad":"{}"}}"#, "x".repeat(9000)))?;
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    ensure!(res.status() == 413 && ct.starts_with("application/json"), "json: {} {ct}", res.status());
+    ensure!(count(t, "SELECT count(*) FROM fans WHERE email_hash = ?1", Some(&hash_of("big-fan@example.com")))? == 0, "stored");
     Ok(())
 }

@@ -216,9 +216,10 @@ where
             Ok(head) => head,
             Err(e) => return httpx::json_error(&e),
         };
+        let form = httpx::is_form(head.2.get(http::header::CONTENT_TYPE).map(HeaderValue::as_bytes));
         let req = match read_request(head, &raw).await {
             Ok(req) => req,
-            Err(e) => return httpx::json_error(&e),
+            Err(e) => return httpx::early_error(&e, form),
         };
         let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, country };
         handler(req, platform).await

@@ -42,7 +42,6 @@ pub struct Platform {
 impl Platform {
     /// Reads the request (body capped at [`MAX_BODY`]) into `http` types.
     pub async fn prepare(req: IncomingRequest) -> Result<(Request, Platform), Response> {
-        let fail = |e: Error| httpx::json_error(&e);
         let method = req.method().to_string();
         let uri = req.path_with_query().unwrap_or_else(|| "/".to_owned());
         let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
@@ -57,7 +56,11 @@ impl Platform {
         let ip_header = variables::get("client_ip_header").ok().filter(|h| !h.is_empty());
         let ip_header = ip_header.as_deref().unwrap_or("spin-client-addr");
         let mut client = Client::default();
+        let mut form = false;
         for (name, value) in req.headers().entries() {
+            if name.eq_ignore_ascii_case("content-type") {
+                form = httpx::is_form(Some(&value));
+            }
             if name.eq_ignore_ascii_case("content-length") {
                 declared = std::str::from_utf8(&value).ok().and_then(|v| v.parse::<usize>().ok());
             } else if name.eq_ignore_ascii_case(ip_header) {
@@ -67,6 +70,7 @@ impl Platform {
                 builder = builder.header(name, value);
             }
         }
+        let fail = |e: Error| httpx::early_error(&e, form);
         if declared.is_some_and(|n| n > MAX_BODY) {
             return Err(fail(httpx::too_large()));
         }

@@ -199,7 +199,9 @@ impl Server {
         };
         // A fresh instance per request, as in Spin. It runs in its own task because
         // the guest may keep streaming the body after handing over the headers.
-        let (pre, id, task_path) = (pre.clone(), config.manifest.id.clone(), path.clone());
+        // The route, not the path: paths carry tokens (unsubscribe,
+        // confirmation and sign-in links) that must not reach logs.
+        let (pre, id, task_path) = (pre.clone(), config.manifest.id.clone(), route.raw.clone());
         let task = tokio::spawn(async move {
             let result = match pre.instantiate_async(&mut store).await {
                 Ok(proxy) => proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await,
