@@ -58,6 +58,10 @@ impl<V: Clone> TtlCache<V> {
         self.entries.borrow_mut().retain(|(k, _, _)| &**k != key);
     }
 
+    pub fn clear(&self) {
+        self.entries.borrow_mut().clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.borrow().len()
     }

@@ -196,7 +196,7 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
     }
 }
 
-async fn find(env: &impl Env, slug: &str) -> Result<Page, Response> {
+async fn find(env: &impl Env, slug: &str) -> Result<std::rc::Rc<Page>, Response> {
     match store::find_page(env, slug).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(crate::page::not_found()),

@@ -13,8 +13,10 @@ pub async fn show(slug: &str, env: &impl Env, head: bool) -> Response {
     match store::find_page(env, slug).await {
         Ok(Some(page)) => {
             let mut res = html::response_with_form_target(StatusCode::OK, if head { String::new() } else { render(&page, env, None, "") }, form_target(&page));
-            // Same bytes for every visitor: a short edge cache is safe and
-            // keeps a viral page off the database.
+            // Same bytes for every visitor: browsers and any shared cache in
+            // front may keep it a minute. (A Worker's answers aren't cached
+            // by the CDN on their own; the page definition is cached in the
+            // isolate instead, see store::PAGE_CACHE_TTL_MS.)
             res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
             res
         }

@@ -7,6 +7,9 @@
 //! concurrent duplicates collapse into one row, and an unchanged re-signup
 //! writes nothing.
 
+use std::rc::Rc;
+
+use shared::cache::TtlCache;
 use shared::crypto::{self, Keys};
 use shared::email::Email;
 use shared::sql::{Param, Stmt};
@@ -48,10 +51,38 @@ pub fn valid_slug(slug: &str) -> bool {
     (1..=64).contains(&slug.len()) && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
+/// How long a capture page is kept in the instance. A Workers isolate
+/// serves many requests and the CDN does not cache a Worker's answers by
+/// itself, so this is what keeps a busy page (and its signups) off the
+/// database; an edit shows within this time. Spin starts a fresh instance
+/// per request: there the cache is always empty.
+pub const PAGE_CACHE_TTL_MS: i64 = 30_000;
+
+thread_local! {
+    static PAGES: TtlCache<Option<Rc<Page>>> = TtlCache::new(PAGE_CACHE_TTL_MS, 64);
+}
+
+/// The page behind `slug` (hits and misses cached, see [`PAGE_CACHE_TTL_MS`]).
+pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Rc<Page>>, Error> {
     if !valid_slug(slug) {
         return Ok(None);
     }
+    let now = env.now_ms();
+    if let Some(hit) = PAGES.with(|c| c.get(slug, now)) {
+        return Ok(hit);
+    }
+    let page = read_page(env, slug).await?.map(Rc::new);
+    PAGES.with(|c| c.insert(slug, page.clone(), now));
+    Ok(page)
+}
+
+/// Forgets cached pages (tests that edit a page mid-test).
+#[cfg(test)]
+pub fn forget_pages() {
+    PAGES.with(|c| c.clear());
+}
+
+async fn read_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
     let rows = env
         .db()
         .query(

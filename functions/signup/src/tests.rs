@@ -182,6 +182,7 @@ fn changed_consent_or_resubscribe_appends_an_event() {
     let body = r#"{"page":"tour","email":"fan@example.com","consent":true}"#;
     json(&env, body);
     env.db.conn().execute("UPDATE capture_pages SET consent_version = 'v2' WHERE id = 'p1'", []).unwrap();
+    crate::store::forget_pages();
     json(&env, body);
     assert_eq!(count(&env, "SELECT count(*) FROM consent_events"), 2);
     assert_eq!(count(&env, "SELECT count(*) FROM fans WHERE consent_version = 'v2'"), 1);
@@ -425,6 +426,7 @@ fn provider_failure_keeps_the_fan_and_frees_the_slot() {
 fn redirect_after_signup_is_checked_and_allowed_by_the_csp() {
     let env = env();
     env.db.conn().execute("UPDATE capture_pages SET redirect_url = 'https://Shop.Example.com/thanks?x=1' WHERE id = 'p1'", []).unwrap();
+    crate::store::forget_pages();
     let page = send(&env, Method::GET, "/s/tour", None, b"");
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
     assert!(csp.contains("form-action 'self' https://shop.example.com;"), "{csp}");
@@ -434,9 +436,11 @@ fn redirect_after_signup_is_checked_and_allowed_by_the_csp() {
     // The database refuses what can't be a safe redirect…
     for bad in ["http://shop.example.com/", "https://bücher.example/", "javascript:alert(1)"] {
         assert!(env.db.conn().execute("UPDATE capture_pages SET redirect_url = ?1 WHERE id = 'p1'", [bad]).is_err(), "{bad} stored");
+        crate::store::forget_pages();
     }
     // …and what gets past it is ignored on read: the thank-you page instead.
     env.db.conn().execute("UPDATE capture_pages SET redirect_url = 'https://user@shop.example.com/' WHERE id = 'p1'", []).unwrap();
+    crate::store::forget_pages();
     let res = form(&env, "tour", "email=s%40example.com&consent=yes");
     assert_eq!(res.status(), 200);
     assert!(text(&res).contains("Thanks!"));
@@ -452,6 +456,7 @@ fn a_confirmation_records_what_the_fan_saw_and_works_only_on_its_page() {
     let seen = shared::crypto::sha256_hex(b"Send me news.");
     // The artist rewrites the text before the fan confirms.
     env.db.conn().execute("UPDATE capture_pages SET consent_text = 'Send me everything.', consent_version = 'v2' WHERE id = 'p2'", []).unwrap();
+    crate::store::forget_pages();
     let elsewhere = link.replacen("/s/doi/", "/s/tour/", 1);
     let res = send(&env, Method::POST, &elsewhere, None, b"");
     assert_eq!(res.status(), 400, "a link sent for one page must not confirm on another");
@@ -476,4 +481,14 @@ fn wrong_methods_are_405_with_allow() {
         assert_eq!(res.headers()["allow"], allow, "{method} {uri}");
         assert!(text(&res).contains("accepts"), "{}", text(&res));
     }
+}
+
+#[test]
+fn capture_pages_are_cached_for_thirty_seconds() {
+    let env = env();
+    assert!(text(&send(&env, Method::GET, "/s/tour", None, b"")).contains("Tour news"));
+    env.db.conn().execute("UPDATE capture_pages SET title = 'Tour dates' WHERE id = 'p1'", []).unwrap();
+    assert!(text(&send(&env, Method::GET, "/s/tour", None, b"")).contains("Tour news"), "served from the instance's cache");
+    env.advance_secs(31);
+    assert!(text(&send(&env, Method::GET, "/s/tour", None, b"")).contains("Tour dates"), "an edit shows within 30 s");
 }
