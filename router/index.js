@@ -10,7 +10,8 @@ const ROUTES = [
   ["/api/v1/signup", "SIGNUP"],
   ["/u/", "UNSUBSCRIBE"],
   ["/l/", "LINKS"],
-  ["/api/v1/app/links", "LINKS"],
+  ["/api/v1/app/links", "LINKS", true],
+  ["/api/v1/app/links/", "LINKS"],
   // After the links API: every other artist route is the dashboard's.
   ["/api/v1/app/", "DASHBOARD"],
   ["/app/", "DASHBOARD"],

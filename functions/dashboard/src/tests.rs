@@ -499,3 +499,22 @@ fn wrong_methods_are_405_with_allow() {
         assert_eq!(res.headers()["allow"], "GET, HEAD, POST", "{path}");
     }
 }
+
+#[test]
+fn unreadable_origin_headers_count_as_cross_origin() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let cookie = b.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    for (h, v) in [("origin", &b"https://\xc3\xbcn.example"[..]), ("sec-fetch-site", b"\xc3\xbc"), ("origin", b"")] {
+        let req: Request = HttpRequest::post("/app/fans/f1/unsubscribe")
+            .header("host", "fans.example")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(h, shared::http::HeaderValue::from_bytes(v).unwrap())
+            .body(format!("csrf={csrf}").into_bytes())
+            .unwrap();
+        assert_eq!(block_on(crate::handle(req, &w.env)).status(), 403, "{h}: {v:?}");
+    }
+}

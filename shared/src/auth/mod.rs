@@ -211,15 +211,17 @@ pub fn csrf_token(keys: &Keys, purpose: &str, secret: &str) -> String {
 /// Clients that send neither (scripts) carry no victim's cookies, and
 /// still need the token.
 pub fn same_origin(parts: &Parts) -> bool {
-    let header = |n: &str| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    // Bytes, not `to_str`: a value that isn't plain ASCII must count as
+    // cross-origin, not as absent (absent passes).
+    let header = |n: &str| parts.headers.get(n).map(|v| v.as_bytes());
     if let Some(site) = header("sec-fetch-site") {
-        return site == "same-origin";
+        return site == b"same-origin";
     }
     match header("origin") {
         None => true,
         Some(origin) => {
-            let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str()));
-            let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+            let host = header("host").or_else(|| parts.uri.authority().map(|a| a.as_str().as_bytes()));
+            let rest = origin.strip_prefix(b"https://").or_else(|| origin.strip_prefix(b"http://"));
             matches!((rest, host), (Some(o), Some(h)) if o.eq_ignore_ascii_case(h))
         }
     }
