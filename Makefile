@@ -3,6 +3,7 @@
 #   make dev-spin  the same on the Spin test host (SQLite + key-value files in .spin/)
 #   make test      native tests, then the end-to-end suite on both runtimes
 #   make bench     sizes, req/s and latency per route vs baselines (bench/results/latest.md)
+#   make soak      10,000 concurrent signups + a 200 burst on both runtimes: no loss, no duplicates, exact limits
 # Tools are installed on first use, at pinned versions, and skipped when present.
 
 SHELL := bash
@@ -34,7 +35,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e bench bench-spin-baseline clean
+        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e soak bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -202,6 +203,13 @@ test-browser: build-workers npm
 test-e2e: build-workers build-spin spin-host geo-test-data
 	cargo test --release -p spin-host
 	cargo test -p e2e --test e2e
+
+# "No loss under concurrency", full size (tests/e2e/SOAK.md): 10,000 signups
+# from 64 clients, 20% duplicates, and a 200-signup burst, on both runtimes.
+# `make test` runs the short version (1,000 / 16 / 200) in the e2e suite.
+soak: build-workers build-spin spin-host geo-test-data
+	SOAK_SIGNUPS=10000 SOAK_CLIENTS=64 SOAK_BURST=200 SOAK_MAX_SECONDS=900 \
+	  cargo test -p e2e --test e2e -- soak
 
 ## Benchmarks ------------------------------------------------------------------
 

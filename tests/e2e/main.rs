@@ -5,11 +5,13 @@
 //! Needs the release builds (`make test-e2e` makes them): functions built
 //! with tools/build-worker.sh and for wasm32-wasip2, and `target/release/spin-host`.
 
+mod badinput;
 mod cases;
 mod dashboard;
 mod email;
 mod links;
 mod runtime;
+mod soak;
 
 use std::sync::Arc;
 
@@ -31,7 +33,7 @@ fn main() {
     let mut trials = Vec::new();
     for (name, started) in [("workers", &workers), ("spin", &spin)] {
         let target = started.as_ref().map(|(_, t)| Arc::clone(t)).map_err(Clone::clone);
-        let all = cases::ALL.iter().chain(email::ALL).chain(links::ALL).chain(dashboard::ALL).chain(cases::FINAL);
+        let all = cases::ALL.iter().chain(email::ALL).chain(links::ALL).chain(dashboard::ALL).chain(soak::ALL).chain(badinput::ALL).chain(cases::FINAL);
         for &(case, f) in all {
             let target = target.clone();
             trials.push(Trial::test(format!("{name}::{case}"), move || match &target {

@@ -24,9 +24,31 @@ pub const TOKEN_KEY_OLD: &str = "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=
 pub const TOKEN_KEY_NEW: &str = "t2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=";
 pub const PUBLIC_BASE: &str = "https://fans.e2e.example";
 
+/// Where a runtime keeps its files under `target/e2e/`, and settings that
+/// differ from the suite's (the soak's raised page limit).
+pub struct Setup {
+    pub dir: &'static str,
+    pub overrides: Vec<(&'static str, String)>,
+}
+
+impl Setup {
+    fn suite(dir: &'static str) -> Setup {
+        Setup { dir, overrides: Vec::new() }
+    }
+}
+
 /// Settings every function gets, as (name, value); names are the Spin
 /// spelling, upper-cased for Workers.
-fn settings(mail_url: &str) -> Vec<(&'static str, String)> {
+fn settings(mail_url: &str, overrides: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut all = base_settings(mail_url);
+    for (k, v) in overrides {
+        all.retain(|(name, _)| name != k);
+        all.push((k, v.clone()));
+    }
+    all
+}
+
+fn base_settings(mail_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("data_keys", DATA_KEYS.to_owned()),
         ("index_key", INDEX_KEY.to_owned()),
@@ -93,15 +115,30 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     Ok(())
 }
 
-fn wrangler(root: &Path) -> Command {
+fn wrangler(root: &Path, registry: &Path) -> Command {
     let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
     cmd.current_dir(root)
         .env("WRANGLER_SEND_METRICS", "false")
         .env("WRANGLER_SEND_ERROR_REPORTS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("XDG_CONFIG_HOME", root.join(".wrangler/config"))
-        .env("WRANGLER_LOG_PATH", root.join(".wrangler/logs"));
+        .env("WRANGLER_LOG_PATH", root.join(".wrangler/logs"))
+        // A dev registry per session: every session's Workers have the same
+        // names, and must not take over (or, stopping, break) the bindings
+        // of another session (a second runtime, a developer's make dev).
+        .env("WRANGLER_REGISTRY_PATH", registry);
     cmd
+}
+
+/// The files (not subdirectories) of `from`, into `to`.
+fn copy_files(from: &Path, to: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))?.flatten() {
+        if e.path().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).map_err(|err| format!("{}: {err}", e.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies of the real wrangler configs with absolute paths, the suite's
@@ -119,14 +156,23 @@ fn worker_configs(root: &Path, out: &Path, settings: &[(&str, String)]) -> Resul
     for (dir, name) in configs {
         let text = std::fs::read_to_string(dir.join("wrangler.toml")).map_err(|e| e.to_string())?;
         let mut out_text = String::new();
-        for line in text.lines() {
-            let rewritten =
-                ["main = \"", "migrations_dir = \""].iter().find_map(|key| line.strip_prefix(key).map(|rest| format!("{key}{}/{rest}", dir.display())));
-            out_text.push_str(rewritten.as_deref().unwrap_or(line));
-            out_text.push('\n');
-        }
         let cfg_dir = out.join(&name);
         std::fs::create_dir_all(&cfg_dir).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            if let Some(rel) = line.strip_prefix("main = \"").and_then(|rest| rest.split('"').next()) {
+                // A copy of the built module: a rebuild or an edit in the
+                // tree mid-run would make wrangler reload, and requests in
+                // flight would answer 503.
+                let (from, to) = (dir.join(rel), cfg_dir.join(rel));
+                copy_files(from.parent().unwrap_or(&dir), to.parent().unwrap_or(&cfg_dir))?;
+                out_text.push_str(&format!("main = \"{}\"", to.display()));
+            } else if let Some(rest) = line.strip_prefix("migrations_dir = \"") {
+                out_text.push_str(&format!("migrations_dir = \"{}/{rest}", dir.display()));
+            } else {
+                out_text.push_str(line);
+            }
+            out_text.push('\n');
+        }
         if name != "router" {
             let vars: String = settings.iter().map(|(k, v)| format!("{}={v}\n", k.to_uppercase())).collect();
             std::fs::write(cfg_dir.join(".dev.vars"), vars).map_err(|e| e.to_string())?;
@@ -139,16 +185,23 @@ fn worker_configs(root: &Path, out: &Path, settings: &[(&str, String)]) -> Resul
 }
 
 pub fn start_workers() -> crate::Started {
+    start_workers_in(&Setup::suite("workers"))
+}
+
+pub fn start_workers_in(setup: &Setup) -> crate::Started {
     let root = root();
-    let state = fresh_dir("workers");
+    let state = fresh_dir(setup.dir);
     let mail = Recorder::start().map_err(|e| format!("mail recorder: {e}"))?;
-    let configs = worker_configs(&root, &state.join("config"), &settings(&mail.url))?;
+    let configs = worker_configs(&root, &state.join("config"), &settings(&mail.url, &setup.overrides))?;
     let persist = state.join("state");
-    run(wrangler(&root).args(["d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to"]).arg(&persist))?;
-    run(wrangler(&root).args(["d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--file", "tests/e2e/fixtures.sql", "--persist-to"]).arg(&persist))?;
+    let registry = state.join("registry");
+    run(wrangler(&root, &registry).args(["d1", "migrations", "apply", "DB", "--local", "-c", "wrangler.toml", "--persist-to"]).arg(&persist))?;
+    run(wrangler(&root, &registry)
+        .args(["d1", "execute", "DB", "--local", "-c", "wrangler.toml", "--file", "tests/e2e/fixtures.sql", "--persist-to"])
+        .arg(&persist))?;
     let port = free_port();
     let log = std::fs::File::create(state.join("wrangler.log")).map_err(|e| e.to_string())?;
-    let child = wrangler(&root)
+    let child = wrangler(&root, &registry)
         .arg("dev")
         .args(&configs)
         .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "warn"])
@@ -174,8 +227,12 @@ pub fn start_workers() -> crate::Started {
 }
 
 pub fn start_spin() -> crate::Started {
+    start_spin_in(&Setup::suite("spin"))
+}
+
+pub fn start_spin_in(setup: &Setup) -> crate::Started {
     let root = root();
-    let state = fresh_dir("spin");
+    let state = fresh_dir(setup.dir);
     let host = root.join("target/release/spin-host");
     if !host.exists() {
         return Err(format!("{} is missing: run `make test-e2e`", host.display()));
@@ -191,7 +248,7 @@ pub fn start_spin() -> crate::Started {
     let mail = Recorder::start().map_err(|e| format!("mail recorder: {e}"))?;
     let port = free_port();
     let mut cmd = Command::new(&host);
-    for (name, value) in settings(&mail.url) {
+    for (name, value) in settings(&mail.url, &setup.overrides) {
         cmd.env(format!("SPIN_VARIABLE_{}", name.to_uppercase()), value);
     }
     let mut child = cmd
