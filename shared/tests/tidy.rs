@@ -151,3 +151,15 @@ fn dashboard_never_touches_the_raw_database() {
         }
     }
 }
+
+/// URLs carry tokens (unsubscribe, confirmation, sign-in links): no
+/// Worker may keep Workers Logs' invocation logs, which record them.
+#[test]
+fn no_worker_logs_request_urls() {
+    let mut configs = vec![root().join("wrangler.toml")];
+    configs.extend(functions().iter().map(|f| root().join("functions").join(f).join("wrangler.toml")));
+    for path in configs {
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(text.contains("[observability.logs]\ninvocation_logs = false"), "{} must set [observability.logs] invocation_logs = false", path.display());
+    }
+}

@@ -20,6 +20,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("unsubscribe_old_key_after_rotation", unsubscribe_old_key_after_rotation),
     ("unsubscribe_erased_fan_200", unsubscribe_erased_fan_200),
     ("resubscribe_keeps_history", resubscribe_keeps_history),
+    ("doi_signup_takes_the_same_time_for_new_and_known", doi_same_time_new_and_known),
 ];
 
 fn doi_json(email: &str) -> String {
@@ -209,5 +210,39 @@ fn resubscribe_keeps_history(t: &Target) -> Result<(), String> {
         Some(&keys().blind_index("e2e-artist", email)),
     )?;
     ensure!(n == 4, "{n} events; expected subscribe, unsubscribe, request, confirm");
+    Ok(())
+}
+
+/// With a provider that takes 400 ms to answer, a new address (a mail is
+/// sent) and one already on the list (none is) still answer alike: the
+/// mail leaves after the response, so timing can't tell who signed up.
+fn doi_same_time_new_and_known(t: &Target) -> Result<(), String> {
+    const DELAY_MS: u64 = 400;
+    let known = "doi-known-fan@example.com";
+    let res = json(t, "198.51.100.130", &doi_json(known))?;
+    ensure!(res.status() == 200, "first signup: {}", res.status());
+    mails_to(t, known, 1);
+    t.mail.respond_after(DELAY_MS);
+    let timed = |ip: &str, email: &str| -> Result<Duration, String> {
+        let start = Instant::now();
+        let res = json(t, ip, &doi_json(email))?;
+        ensure!(res.status() == 200 && body(&res) == r#"{"status":"pending"}"#, "{email}: {} {}", res.status(), body(&res));
+        Ok(start.elapsed())
+    };
+    let mut new = Vec::new();
+    let mut old = Vec::new();
+    for i in 0..3 {
+        new.push(timed(&format!("198.51.100.{}", 131 + i), &format!("doi-new-fan-{i}@example.com"))?);
+        old.push(timed("198.51.100.130", known)?);
+    }
+    t.mail.respond_after(0);
+    for i in 0..3 {
+        ensure!(!mails_to(t, &format!("doi-new-fan-{i}@example.com"), 1).is_empty(), "no confirmation mail for new fan {i}");
+    }
+    new.sort();
+    old.sort();
+    let (n, o) = (new[1], old[1]);
+    ensure!(n < Duration::from_millis(DELAY_MS), "a new address waited for the provider: {n:?} (provider {DELAY_MS} ms)");
+    ensure!(n < o + Duration::from_millis(150), "new {n:?} vs known {o:?}");
     Ok(())
 }

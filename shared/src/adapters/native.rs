@@ -392,7 +392,7 @@ fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
 pub mod recorder {
     use std::io::{Read, Write};
     use std::net::TcpListener;
-    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
 
     #[derive(Debug, Clone)]
@@ -413,6 +413,8 @@ pub mod recorder {
         pub url: String,
         requests: Arc<Mutex<Vec<Recorded>>>,
         status: Arc<AtomicU16>,
+        /// How long each answer waits, like a slow provider.
+        delay_ms: Arc<AtomicU64>,
     }
 
     impl Recorder {
@@ -422,7 +424,8 @@ pub mod recorder {
             let url = format!("http://{}", listener.local_addr()?);
             let requests = Arc::new(Mutex::new(Vec::new()));
             let status = Arc::new(AtomicU16::new(200));
-            let (reqs, st) = (Arc::clone(&requests), Arc::clone(&status));
+            let delay_ms = Arc::new(AtomicU64::new(0));
+            let (reqs, st, delay) = (Arc::clone(&requests), Arc::clone(&status), Arc::clone(&delay_ms));
             std::thread::spawn(move || {
                 for mut conn in listener.incoming().flatten() {
                     if let Some(r) = read_request(&mut conn) {
@@ -430,13 +433,14 @@ pub mod recorder {
                             all.push(r);
                         }
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(delay.load(Ordering::SeqCst)));
                     let code = st.load(Ordering::SeqCst);
                     let body = b"{\"id\":\"recorded\"}";
                     let _ = write!(conn, "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                     let _ = conn.write_all(body);
                 }
             });
-            Ok(Recorder { url, requests, status })
+            Ok(Recorder { url, requests, status, delay_ms })
         }
 
         pub fn requests(&self) -> Vec<Recorded> {
@@ -446,6 +450,11 @@ pub mod recorder {
         /// The status later requests are answered with.
         pub fn respond_with(&self, status: u16) {
             self.status.store(status, Ordering::SeqCst);
+        }
+
+        /// Makes later answers wait `ms`, like a slow provider.
+        pub fn respond_after(&self, ms: u64) {
+            self.delay_ms.store(ms, Ordering::SeqCst);
         }
     }
 
