@@ -4,6 +4,7 @@
 #   make test      native tests, then the end-to-end suite on both runtimes
 #   make bench     sizes, req/s and latency per route vs baselines (bench/results/latest.md)
 #   make soak      10,000 concurrent signups + a 200 burst on both runtimes: no loss, no duplicates, exact limits
+#   make fuzz      every fuzz target for FUZZ_SECONDS (default 60) each
 # Tools are installed on first use, at pinned versions, and skipped when present.
 
 SHELL := bash
@@ -35,7 +36,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e soak bench bench-spin-baseline clean
+        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e soak fuzz bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -210,6 +211,12 @@ test-e2e: build-workers build-spin spin-host geo-test-data
 soak: build-workers build-spin spin-host geo-test-data
 	SOAK_SIGNUPS=10000 SOAK_CLIENTS=64 SOAK_BURST=200 SOAK_MAX_SECONDS=900 \
 	  cargo test -p e2e --test e2e -- soak
+
+# Every fuzz target for FUZZ_SECONDS each (default 60), with a table of
+# executions, coverage and crashes (fuzz/README.md). Needs the nightly
+# toolchain; installs cargo-fuzz once.
+fuzz:
+	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 ## Benchmarks ------------------------------------------------------------------
 
