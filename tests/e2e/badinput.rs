@@ -490,15 +490,7 @@ fn json_tricks(base: &str) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    shared::httpx::percent_encode(s)
 }
 
 /// A body of exactly `n` bytes: `head`, filler, `tail`.

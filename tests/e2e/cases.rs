@@ -277,7 +277,8 @@ fn no_plaintext_email_or_ip_stored(t: &Target) -> Result<(), String> {
     Ok(())
 }
 
-fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+/// Every file below `dir`.
+pub fn collect(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cases::{body, json, keys, Case};
+use crate::cases::{body, collect, json, keys, Case};
 use crate::ensure;
 use crate::runtime::{self, Kind, Target};
 
@@ -331,17 +331,6 @@ fn no_clear_text(dir: &Path) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            collect(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
 }
 
 /// `SOAK_BURST` signups at once from one client against the suite's

@@ -114,23 +114,11 @@ impl Filter {
                 q.push_str(if q.is_empty() { "" } else { "&" });
                 q.push_str(k);
                 q.push('=');
-                q.push_str(&encode(v));
+                q.push_str(&httpx::percent_encode(v));
             }
         }
         q
     }
-}
-
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// One fan as the list shows it.
