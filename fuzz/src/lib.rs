@@ -3,3 +3,5 @@
 //! corpus in `shared/tests/fuzz_corpus.rs`.
 
 pub mod checks;
+pub mod dashboard_csv;
+pub mod links_json;

@@ -10,7 +10,9 @@
 
 mod account;
 mod content;
-mod csv;
+// Public only for its fuzz target (fuzz/fuzz_targets/dashboard_csv.rs).
+#[doc(hidden)]
+pub mod csv;
 mod fans;
 pub mod qr;
 mod signin;

@@ -9,7 +9,9 @@
 //! the counter, runs after the response.
 
 mod api;
-mod json;
+// Public only for its fuzz target (fuzz/fuzz_targets/links_json.rs).
+#[doc(hidden)]
+pub mod json;
 mod link;
 mod page;
 mod store;
