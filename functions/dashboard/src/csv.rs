@@ -14,6 +14,12 @@ pub struct Csv {
     first: bool,
 }
 
+impl Default for Csv {
+    fn default() -> Csv {
+        Csv::new()
+    }
+}
+
 impl Csv {
     pub fn new() -> Csv {
         // CRLF line ends, as RFC 4180 has them.
