@@ -36,8 +36,18 @@ const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT
 pub async fn send_if_pending(env: &impl Env, page: &Page, email: &shared::email::Email) -> Result<(), Error> {
     let keys = shared::crypto::Keys::from_env(env)?;
     let hash = keys.blind_index(&page.artist_id, &email.index_key());
-    let rows = env.db().query("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2", &[Param::Text(&page.artist_id), Param::Text(&hash)]).await?;
-    let Some(fan_id) = rows.into_iter().next().and_then(|mut r| r.take_text(0)) else { return Ok(()) };
+    let rows = env
+        .db()
+        .query("SELECT id, status = 'pending' FROM fans WHERE artist_id = ?1 AND email_hash = ?2", &[Param::Text(&page.artist_id), Param::Text(&hash)])
+        .await?;
+    let Some(mut row) = rows.into_iter().next() else { return Ok(()) };
+    // A single opt-in page has no timing to even out (no new address gets
+    // mail there), so a fan who isn't pending costs no write; a double
+    // opt-in page tries the reservation either way.
+    if !page.double_opt_in && row.int(1) != Some(1) {
+        return Ok(());
+    }
+    let Some(fan_id) = row.take_text(0) else { return Ok(()) };
     let now = env.now_ms();
     if env.db().execute(RESERVE, &[Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Int(now)]).await? == 0 {
         return Ok(());
