@@ -21,7 +21,11 @@ pub trait Db {
     async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, Error>;
     /// Runs the statements in order inside one transaction: either all take
     /// effect or none does (D1 `batch`, `BEGIN IMMEDIATE … COMMIT` elsewhere).
-    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error>;
+    /// Returns each statement's rows (from `RETURNING` or a `SELECT`), so a
+    /// write and what it decided take one round trip. On D1 rows come back
+    /// as objects keyed by column name: give returned columns distinct,
+    /// non-numeric names.
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<Vec<Vec<Row>>, Error>;
 }
 
 /// Key-value store. Eventually consistent on Workers (~60 s): use it for

@@ -1,14 +1,17 @@
 //! Fixed-window rate limits counted exactly in the database.
 //!
-//! Decision: a counter row per key and window, updated by one guarded
-//! upsert. KV was tried first and failed under a burst (no atomic
-//! increment; Workers KV takes one write per second per key, so a busy
-//! page's counter could never trip). Workers' rate-limiting binding is
-//! per location and approximate by design, and Spin has none, so the
-//! database, the one engine both runtimes share with exact semantics,
-//! holds them. Cost: one short write per signup.
+//! Decision: a counter row per key and window that carries its limit, and
+//! a CHECK (`count <= lim`, schema 0008) that fails the upsert which would
+//! pass it. The refusal is the database's, so it holds under any burst
+//! (of 50 parallel requests exactly `limit` pass), and because a failed
+//! statement aborts the batch around it, a caller can put its counters in
+//! the same atomic batch as the write they guard ([`Window::stmt`]): one
+//! round trip, and a refused request leaves nothing behind. KV was tried
+//! first and failed under a burst (no atomic increment; Workers KV takes
+//! one write per second per key); Workers' rate-limiting binding is per
+//! location and approximate by design, and Spin has none.
 
-use crate::sql::Param;
+use crate::sql::{OwnedParam, OwnedStmt, Param, Stmt};
 use crate::{Db, Env, Error, ErrorKind};
 
 /// `limit` events per `window_secs`.
@@ -34,39 +37,95 @@ impl Limit {
     }
 }
 
+/// Counts one hit; fails (the CHECK) when the window is full. Bind with
+/// [`Window::params`].
+const COUNT: &str = "INSERT INTO rate_windows (key, slot, count, lim, expires_at) VALUES (?1, ?2, 1, ?3, ?4) \
+     ON CONFLICT (key, slot) DO UPDATE SET count = count + 1, lim = excluded.lim";
+
+/// The current window of one key.
+#[derive(Debug, Clone)]
+pub struct Window {
+    key: String,
+    slot: i64,
+    /// When the window ends, ms since the epoch.
+    ends: i64,
+    limit: Limit,
+    now_ms: i64,
+    message: &'static str,
+}
+
+impl Window {
+    /// `message` is what a refused client is told.
+    pub fn new(key: String, limit: Limit, now_ms: i64, message: &'static str) -> Window {
+        let window = i64::from(limit.window_secs);
+        let slot = now_ms / 1000 / window;
+        Window { key, slot, ends: (slot + 1) * window * 1000, limit, now_ms, message }
+    }
+
+    pub fn params(&self) -> [Param<'_>; 4] {
+        [Param::Text(&self.key), Param::Int(self.slot), Param::Int(i64::from(self.limit.limit)), Param::Int(self.ends)]
+    }
+
+    /// The counting statement, for a caller's own batch (see the module
+    /// doc); `params` comes from [`Window::params`].
+    pub fn stmt<'a>(params: &'a [Param<'a>; 4]) -> Stmt<'a> {
+        Stmt::new(COUNT, params)
+    }
+
+    /// The 429 for this window, with the seconds until it ends.
+    pub fn refused(&self) -> Error {
+        Error::new(ErrorKind::RateLimited { retry_after: ((self.ends - self.now_ms) / 1000).max(1) as u32 }, self.message)
+    }
+}
+
+/// Whether a failed statement or batch was refused by a window's CHECK.
+/// Adapters keep the engine's message, which names the constraint.
+pub fn is_refusal(e: &Error) -> bool {
+    e.kind == ErrorKind::Unavailable && e.message.contains("CHECK constraint failed: rate_limited")
+}
+
+/// After a batch holding `windows` was refused: the 429 of the first full
+/// one (a read, on the refusal path only).
+pub async fn refusal(env: &impl Env, windows: &[&Window]) -> Error {
+    for w in windows {
+        if w.limit.limit == 0 {
+            return w.refused();
+        }
+        let full = env.db().query("SELECT 1 FROM rate_windows WHERE key = ?1 AND slot = ?2 AND count >= lim", &[Param::Text(&w.key), Param::Int(w.slot)]).await;
+        if matches!(full, Ok(rows) if !rows.is_empty()) {
+            return w.refused();
+        }
+    }
+    // The window filled and was read back after it ended: say the first.
+    windows.first().map_or_else(|| Error::internal("rate limit refusal without a window"), |w| w.refused())
+}
+
 /// Counts one event for `key` and fails with 429 (saying `message`) once
 /// the window's limit is reached. One statement, atomic in the database:
 /// of any number of parallel requests exactly `limit` pass per window.
 pub async fn hit(env: &impl Env, key: &str, limit: Limit, message: &'static str) -> Result<(), Error> {
-    let now_ms = env.now_ms();
-    let window = i64::from(limit.window_secs);
-    let slot = now_ms / 1000 / window;
-    let ends = (slot + 1) * window * 1000;
-    let refused = || Error::new(ErrorKind::RateLimited { retry_after: ((ends - now_ms) / 1000).max(1) as u32 }, message);
-    if limit.limit == 0 {
-        return Err(refused());
-    }
-    // A refused request changes nothing: the update's guard fails and
-    // RETURNING yields no row.
-    let rows = env
-        .db()
-        .query(
-            "INSERT INTO rate_limits (key, slot, count, expires_at) VALUES (?1, ?2, 1, ?3) \
-             ON CONFLICT (key, slot) DO UPDATE SET count = count + 1 WHERE count < ?4 RETURNING count",
-            &[Param::Text(key), Param::Int(slot), Param::Int(ends), Param::Int(i64::from(limit.limit))],
-        )
-        .await?;
-    if rows.is_empty() {
-        return Err(refused());
-    }
-    // About one request in 64 sweeps windows that have ended.
+    let w = Window::new(key.to_owned(), limit, env.now_ms(), message);
+    match env.db().query(COUNT, &w.params()).await {
+        Err(e) if is_refusal(&e) => return Err(w.refused()),
+        r => r?,
+    };
+    sweep(env);
+    Ok(())
+}
+
+/// About one call in 64 deletes the windows that have ended, after the
+/// response. Call it after a counted hit.
+pub fn sweep(env: &impl Env) {
     let mut b = [0u8; 1];
     if env.random(&mut b).is_ok() && b[0] < 4 {
-        if let Err(e) = env.db().query("DELETE FROM rate_limits WHERE expires_at < ?1", &[Param::Int(now_ms)]).await {
-            env.log_error(&format!("rate limit sweep: {e}"));
-        }
+        let mut once = Some(env.now_ms());
+        env.defer_writes(move || {
+            once.take()
+                .map(|now| OwnedStmt { sql: "DELETE FROM rate_windows WHERE expires_at < ?1".into(), params: vec![OwnedParam::Int(now)] })
+                .into_iter()
+                .collect()
+        });
     }
-    Ok(())
 }
 
 /// A client's rate-limit key: a keyed hash (the raw address never reaches

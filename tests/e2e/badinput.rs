@@ -77,7 +77,7 @@ const TABLES: &[(&str, &str)] = &[
     ("sessions", "SELECT count(*) FROM sessions"),
     ("sign_in_links", "SELECT count(*) || '/' || count(used_at) FROM sign_in_links"),
     ("mail_log", "SELECT count(*) FROM mail_log"),
-    ("rate_limits", "SELECT count(*) || '/' || total(count) FROM rate_limits"),
+    ("rate_windows", "SELECT count(*) || '/' || total(count) FROM rate_windows"),
     ("artists", "SELECT count(*) FROM artists"),
     ("capture_pages", "SELECT count(*) FROM capture_pages"),
     ("recovery_codes", "SELECT count(*) FROM recovery_codes"),

@@ -22,41 +22,21 @@ use crate::store::{self, Page};
 /// How long a confirmation link works.
 pub const CONFIRM_TTL_SECS: u32 = 7 * 24 * 3600;
 
-// Reserves a send slot atomically: at most 1 in 10 minutes, 3 in a day,
-// and only while the fan is pending. Tried for every address on the list,
-// pending or not, so both cases do the same work.
-const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT ?1, ?2, 'confirm', ?3 \
-     WHERE EXISTS (SELECT 1 FROM fans WHERE id = ?1 AND status = 'pending') \
-     AND (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 600000) < 1 \
-     AND (SELECT count(*) FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at > ?3 - 86400000) < 3";
+// Reserves a send slot atomically, as the last statement of the signup's
+// batch (`store::record_signup`): at most 1 in 10 minutes, 3 in a day, and
+// only while the fan is pending; the fan's id comes back when a slot was
+// taken. Run for every address, pending or not, so both cases do the same
+// work. ?1 artist, ?2 blind index, ?3 now (ms).
+pub const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT f.id, f.artist_id, 'confirm', ?3 FROM fans f \
+     WHERE f.artist_id = ?1 AND f.email_hash = ?2 AND f.status = 'pending' \
+     AND (SELECT count(*) FROM mail_log m WHERE m.fan_id = f.id AND m.kind = 'confirm' AND m.at > ?3 - 600000) < 1 \
+     AND (SELECT count(*) FROM mail_log m WHERE m.fan_id = f.id AND m.kind = 'confirm' AND m.at > ?3 - 86400000) < 3 \
+     RETURNING fan_id";
 
-/// Sends the confirmation mail if the fan is (still) pending and the cap
-/// allows. A capped send is silent: the fan sees the same "check your
-/// inbox" page, and the earlier mail is still valid.
-pub async fn send_if_pending(env: &impl Env, page: &Page, email: &shared::email::Email) -> Result<(), Error> {
-    let keys = shared::crypto::Keys::from_env(env)?;
-    let hash = keys.blind_index(&page.artist_id, &email.index_key());
-    let rows = env
-        .db()
-        .query("SELECT id, status = 'pending' FROM fans WHERE artist_id = ?1 AND email_hash = ?2", &[Param::Text(&page.artist_id), Param::Text(&hash)])
-        .await?;
-    let Some(mut row) = rows.into_iter().next() else { return Ok(()) };
-    // A single opt-in page has no timing to even out (no new address gets
-    // mail there), so a fan who isn't pending costs no write; a double
-    // opt-in page tries the reservation either way.
-    if !page.double_opt_in && row.int(1) != Some(1) {
-        return Ok(());
-    }
-    let Some(fan_id) = row.take_text(0) else { return Ok(()) };
-    let now = env.now_ms();
-    if env.db().execute(RESERVE, &[Param::Text(&fan_id), Param::Text(&page.artist_id), Param::Int(now)]).await? == 0 {
-        return Ok(());
-    }
-    deliver(env, page, email.as_str(), &fan_id, now)
-}
-
-/// Queues the mail; a refusal gives the send slot back.
-fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> Result<(), Error> {
+/// Queues the confirmation mail for a slot [`RESERVE`] took; a refusal
+/// gives the slot back. A capped send is silent: the fan sees the same
+/// "check your inbox" page, and the earlier mail is still valid.
+pub fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64) -> Result<(), Error> {
     let expires = (now_ms / 1000) as u32 + CONFIRM_TTL_SECS;
     let token = TokenKeys::from_env(env)?.sign(Purpose::Confirm, expires, fan_id, &page.artist_id)?;
     let link = format!("{}/s/{}/confirm?t={token}", mail::base_url(env)?, page.slug);
@@ -201,7 +181,7 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
         ])
         .await;
     match result {
-        Ok(()) => outcome(&page, State::AlreadySubscribed),
+        Ok(_) => outcome(&page, State::AlreadySubscribed),
         Err(e) => server_fault(env, e),
     }
 }

@@ -2,7 +2,7 @@
 
 use shared::email::Email;
 use shared::http::request::Parts;
-use shared::ratelimit::{self, Limit};
+use shared::ratelimit::{self, Limit, Window};
 use shared::{httpx, Env, Error, ErrorKind};
 
 use crate::store::Page;
@@ -91,24 +91,23 @@ pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
 pub const IP_LIMIT: Limit = Limit { limit: 10, window_secs: 600 };
 pub const PAGE_LIMIT: Limit = Limit { limit: 1000, window_secs: 600 };
 
-/// Per client and per page, exact (see `shared::ratelimit`). The client
-/// is checked first, so a refused client never uses up the page's budget.
-pub async fn check_rate_limits(env: &impl Env, page: &Page) -> Result<(), Error> {
-    let keys = shared::crypto::Keys::from_env(env)?;
-    let client = ratelimit::client_key(&keys, "signup-client", env.client());
-    ratelimit::hit(
-        env,
-        &client,
-        Limit::from_env(env, "signup_ip_limit", IP_LIMIT),
-        "Too many sign-ups from your connection. Please wait a few minutes and try again.",
-    )
-    .await?;
-    let page_key = format!("signup-page:{}", page.id);
-    ratelimit::hit(
-        env,
-        &page_key,
-        Limit::from_env(env, "signup_page_limit", PAGE_LIMIT),
-        "This page is receiving too many sign-ups right now. Please try again in a few minutes.",
-    )
-    .await
+/// The client's and the page's current windows, counted exactly in the
+/// signup's own batch (see `shared::ratelimit`).
+pub fn rate_windows(env: &impl Env, keys: &shared::crypto::Keys, page: &Page) -> [Window; 2] {
+    let now = env.now_ms();
+    let client = ratelimit::client_key(keys, "signup-client", env.client());
+    [
+        Window::new(
+            client,
+            Limit::from_env(env, "signup_ip_limit", IP_LIMIT),
+            now,
+            "Too many sign-ups from your connection. Please wait a few minutes and try again.",
+        ),
+        Window::new(
+            format!("signup-page:{}", page.id),
+            Limit::from_env(env, "signup_page_limit", PAGE_LIMIT),
+            now,
+            "This page is receiving too many sign-ups right now. Please try again in a few minutes.",
+        ),
+    ]
 }

@@ -83,12 +83,15 @@ async fn api_signup(parts: &shared::http::request::Parts, body: &[u8], env: &imp
 /// can't be used to find out who is.
 async fn signup(page: &store::Page, fields: input::Fields<'_>, env: &impl Env) -> Result<store::Status, Error> {
     let email = input::validate(fields)?;
-    input::check_rate_limits(env, page).await?;
-    let status = store::record_signup(env, page, &email).await?;
+    let keys = shared::crypto::Keys::from_env(env)?;
+    let [client, page_window] = input::rate_windows(env, &keys, page);
+    let recorded = store::record_signup(env, page, &email, &keys, [&client, &page_window]).await?;
     // On a single opt-in page too: a comeback after unsubscribing,
     // bouncing or complaining is left pending and must confirm by mail.
-    confirm::send_if_pending(env, page, &email).await?;
-    Ok(status)
+    if let Some(fan_id) = recorded.confirm {
+        confirm::deliver(env, page, email.as_str(), &fan_id, recorded.at_ms)?;
+    }
+    Ok(recorded.status)
 }
 
 fn method_not_allowed(methods: &str) -> Error {

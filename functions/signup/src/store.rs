@@ -1,17 +1,21 @@
 //! Reading capture pages and recording signups.
 //!
-//! A signup is one atomic batch that (1) inserts the fan unless the artist
-//! already has this address, (2) appends a consent event for a new fan,
-//! (3) appends one for an existing fan whose state changes, and (4) applies
-//! that change. The unique (artist_id, email_hash) constraint makes
+//! A signup is one atomic batch, one database round trip, that (1) counts
+//! the client's and then the page's rate-limit window (a full one fails
+//! the batch, see `shared::ratelimit`), (2) inserts the fan unless the
+//! artist already has this address, (3) appends a consent event for a new
+//! fan, (4) appends one for an existing fan whose state changes, (5)
+//! applies that change, and (6) reserves a confirmation mail if the fan
+//! ends up pending. The unique (artist_id, email_hash) constraint makes
 //! concurrent duplicates collapse into one row, and an unchanged re-signup
-//! writes nothing.
+//! writes nothing but its counters.
 
 use std::rc::Rc;
 
 use shared::cache::TtlCache;
 use shared::crypto::{self, Keys};
 use shared::email::Email;
+use shared::ratelimit::{self, Window};
 use shared::sql::{Param, Stmt};
 use shared::{Db, Env, Error};
 
@@ -23,6 +27,8 @@ pub struct Page {
     pub title: String,
     pub consent_text: String,
     pub consent_version: String,
+    /// SHA-256 of `consent_text`, the evidence kept with each consent event.
+    pub consent_hash: String,
     pub double_opt_in: bool,
     pub thanks_text: Option<String>,
     pub redirect_url: Option<String>,
@@ -101,6 +107,7 @@ async fn read_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
         artist_id,
         artist_name,
         title,
+        consent_hash: crypto::sha256_hex(consent_text.as_bytes()),
         consent_text,
         consent_version,
         double_opt_in: r.int(6).unwrap_or(0) != 0,
@@ -156,16 +163,24 @@ fn update_existing() -> String {
     )
 }
 
+/// What a recorded signup asks of the caller.
+pub struct Recorded {
+    pub status: Status,
+    /// The fan to send a confirmation mail to: a send slot was reserved.
+    pub confirm: Option<String>,
+    pub at_ms: i64,
+}
+
 /// Records the signup; see the module doc for the shape of the batch.
-pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result<Status, Error> {
-    let keys = Keys::from_env(env)?;
+/// `limits` are counted in the batch: the client's first, so a refused
+/// client never spends the page's budget.
+pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Keys, limits: [&Window; 2]) -> Result<Recorded, Error> {
     let now = env.now_ms();
     let status = if page.double_opt_in { Status::Pending } else { Status::Subscribed };
     let method = if page.double_opt_in { "double" } else { "single" };
     let hash = keys.blind_index(&page.artist_id, &email.index_key());
     let fan_id = random_id(env)?;
     let enc = keys.encrypt(email.as_str().as_bytes(), crypto::fan_email_context(&page.artist_id, &fan_id).as_bytes())?;
-    let consent_hash = crypto::sha256_hex(page.consent_text.as_bytes());
     let place = env.place();
     let eu = place.is_eu();
     let (event_new, event_existing) = (random_id(env)?, random_id(env)?);
@@ -189,7 +204,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
         Param::Text(&event_new),
         Param::Text(&page.id),
         Param::Text(&page.consent_version),
-        Param::Text(&consent_hash),
+        Param::Text(&page.consent_hash),
         Param::Text(method),
         Param::Int(now),
         Param::Text(&fan_id),
@@ -198,7 +213,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
         Param::Text(&event_existing),
         Param::Text(&page.id),
         Param::Text(&page.consent_version),
-        Param::Text(&consent_hash),
+        Param::Text(&page.consent_hash),
         Param::Text(status.as_str()),
         Param::Text(method),
         Param::Int(now),
@@ -210,16 +225,29 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email) -> Result
         city.into(),
         eu.into(),
     ];
+    let reserve = [Param::Text(&page.artist_id), Param::Text(&hash), Param::Int(now)];
+    let (client, page_window) = (limits[0].params(), limits[1].params());
     let (event_sql, update_sql) = (event_for_existing(), update_existing());
-    env.db()
+    let result = env
+        .db()
         .batch(&[
+            Window::stmt(&client),
+            Window::stmt(&page_window),
             Stmt::new(INSERT_FAN, &insert),
             Stmt::new(EVENT_FOR_NEW, &new_event),
             Stmt::new(&event_sql, &existing[..10]),
             Stmt::new(&update_sql, &existing),
+            Stmt::new(crate::confirm::RESERVE, &reserve),
         ])
-        .await?;
-    Ok(status)
+        .await;
+    let mut results = match result {
+        Ok(r) => r,
+        Err(e) if ratelimit::is_refusal(&e) => return Err(ratelimit::refusal(env, &limits).await),
+        Err(e) => return Err(e),
+    };
+    ratelimit::sweep(env);
+    let confirm = results.pop().and_then(|rows| rows.into_iter().next()).and_then(|mut r| r.take_text(0));
+    Ok(Recorded { status, confirm, at_ms: now })
 }
 
 pub use shared::env::random_id;

@@ -256,7 +256,7 @@ fn rate_limit_per_client_answers_429_with_retry_after() {
     env.advance_secs(601);
     assert_eq!(json(&env, r#"{"page":"tour","email":"f9@example.com","consent":true}"#).status(), 200);
     // No stored key contains the address.
-    assert_eq!(count(&env, "SELECT count(*) FROM rate_limits WHERE key LIKE '%203.0.113%'"), 0);
+    assert_eq!(count(&env, "SELECT count(*) FROM rate_windows WHERE key LIKE '%203.0.113%'"), 0);
 }
 
 #[test]
@@ -290,6 +290,37 @@ fn page_limit_says_the_page_is_busy() {
             assert!(text(&res).contains("This page is receiving too many sign-ups right now"), "{}", text(&res));
         }
     }
+}
+
+#[test]
+fn a_refused_signup_leaves_nothing_behind_not_even_the_other_counter() {
+    let mut env = env();
+    env.set_var("signup_page_limit", "2/600");
+    env.set_var("signup_ip_limit", "3/600");
+    for i in 0..2 {
+        env.client.ip = Some(format!("198.51.100.{i}").parse().unwrap());
+        assert_eq!(json(&env, &format!(r#"{{"page":"tour","email":"r{i}@example.com","consent":true}}"#)).status(), 200);
+    }
+    let before = |env: &NativeEnv| count(env, "SELECT coalesce(sum(count), 0) FROM rate_windows");
+    let counted = before(&env);
+    assert_eq!(counted, 4, "two windows counted per signup");
+    // The page is full: the client's window was counted first in the
+    // batch, and rolled back with it.
+    env.client.ip = Some("198.51.100.9".parse().unwrap());
+    assert_eq!(json(&env, r#"{"page":"tour","email":"r9@example.com","consent":true}"#).status(), 429);
+    assert_eq!(before(&env), counted);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 2);
+    // A full client never reaches the page's window.
+    env.set_var("signup_page_limit", "100/600");
+    env.set_var("signup_ip_limit", "1/600");
+    let res = json(&env, r#"{"page":"tour","email":"r8@example.com","consent":true}"#);
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    let page_count = |env: &NativeEnv| count(env, "SELECT coalesce(sum(count), 0) FROM rate_windows WHERE key LIKE 'signup-page:%'");
+    let page_before = page_count(&env);
+    let res = json(&env, r#"{"page":"tour","email":"r7@example.com","consent":true}"#);
+    assert_eq!(res.status(), 429);
+    assert!(text(&res).contains("Too many sign-ups from your connection"), "{}", text(&res));
+    assert_eq!(page_count(&env), page_before);
 }
 
 #[test]

@@ -126,7 +126,7 @@ async fn unsubscribe(env: &impl Env, c: &Claims, fan: Fan, body: &[u8]) -> Respo
         ])
         .await;
     match result {
-        Ok(()) => plain(StatusCode::OK, "You're unsubscribed", &format!("You won't get more emails from {}.", list_name(&fan))),
+        Ok(_) => plain(StatusCode::OK, "You're unsubscribed", &format!("You won't get more emails from {}.", list_name(&fan))),
         Err(e) => server_fault(env, e),
     }
 }

@@ -352,6 +352,16 @@ fn js_message(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map_or_else(|| "unknown error".to_owned(), |e| String::from(e.message()))
 }
 
+/// D1 puts SQLite's own message (`CHECK constraint failed: …`) in the
+/// error's `cause` when there is one.
+fn d1_message(e: &JsValue) -> String {
+    let cause = e.dyn_ref::<js_sys::Error>().map(|e| e.cause()).filter(|c| c.is_instance_of::<js_sys::Error>());
+    match cause {
+        Some(c) => format!("{}: {}", js_message(e), js_message(&c)),
+        None => js_message(e),
+    }
+}
+
 /// The response head [`into_js`] is building, the last one the `respond`
 /// snippet took, and whether the snippet still holds that one's headers.
 #[derive(Default)]
@@ -454,12 +464,28 @@ impl Db for D1 {
         Ok(meta.and_then(|m| m.changes).unwrap_or(0) as u64)
     }
 
-    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error> {
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<Vec<Vec<Row>>, Error> {
         let db = self.db()?;
-        let prepared = stmts.iter().map(|s| self.prepare(&db, s.sql, s.params)).collect::<Result<Vec<_>, _>>()?;
-        // D1 runs a batch as one implicit transaction.
-        db.batch(prepared).await.map_err(|e| err("D1 batch", e))?;
-        Ok(())
+        let list = Array::new_with_length(stmts.len() as u32);
+        for (i, s) in stmts.iter().enumerate() {
+            list.set(i as u32, self.prepare(&db, s.sql, s.params)?.inner().into());
+        }
+        // Called on the binding itself rather than through `worker`'s
+        // wrapper, which keeps each result's rows out of reach; D1 runs a
+        // batch as one implicit transaction.
+        let sys: &worker::worker_sys::types::D1Database = db.as_ref().unchecked_ref();
+        let failed = |e: JsValue| Error::unavailable(format_args!("D1 batch: {}", d1_message(&e)));
+        let results = JsFuture::from(sys.batch(list).map_err(failed)?).await.map_err(failed)?;
+        let key = JsValue::from_str("results");
+        Ok(Array::from(&results)
+            .iter()
+            .map(|r| match js_sys::Reflect::get(&r, &key) {
+                Ok(rows) if rows.is_instance_of::<Array>() => {
+                    Array::from(&rows).iter().map(|row| Row(js_sys::Object::values(row.unchecked_ref()).iter().map(from_js).collect())).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect())
     }
 }
 

@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_rate_limits.sql", include_str!("../../../schema/0005_rate_limits.sql")),
     ("0006_capture_page_checks.sql", include_str!("../../../schema/0006_capture_page_checks.sql")),
     ("0007_link_stats_referrer_cap.sql", include_str!("../../../schema/0007_link_stats_referrer_cap.sql")),
+    ("0008_rate_windows.sql", include_str!("../../../schema/0008_rate_windows.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -114,13 +115,15 @@ impl Db for SqliteDb {
         Ok(run(&self.0.borrow(), sql, params)?.1)
     }
 
-    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error> {
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<Vec<Vec<Row>>, Error> {
         let mut conn = self.0.borrow_mut();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+        let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
-            run(&tx, s.sql, s.params)?;
+            out.push(run(&tx, s.sql, s.params)?.0);
         }
-        tx.commit().map_err(db_err)
+        tx.commit().map_err(db_err)?;
+        Ok(out)
     }
 }
 

@@ -165,17 +165,22 @@ impl Db for SpinDb {
         }))
     }
 
-    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<(), Error> {
+    async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<Vec<Vec<Row>>, Error> {
         // IMMEDIATE takes the write lock up front, so two concurrent
         // batches serialise instead of failing half-way with SQLITE_BUSY.
         self.run("BEGIN IMMEDIATE", &[])?;
+        let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
-            if let Err(e) = self.run(s.sql, s.params) {
-                let _ = self.run("ROLLBACK", &[]);
-                return Err(e);
+            match self.run(s.sql, s.params) {
+                Ok(r) => out.push(r.rows.into_iter().map(|r| Row(r.values.into_iter().map(from_sqlite).collect())).collect()),
+                Err(e) => {
+                    let _ = self.run("ROLLBACK", &[]);
+                    return Err(e);
+                }
             }
         }
-        self.run("COMMIT", &[]).map(|_| ())
+        self.run("COMMIT", &[])?;
+        Ok(out)
     }
 }
 

@@ -169,7 +169,7 @@ impl<'e, E: Env> Tenant<'e, E> {
     pub async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<(), Error> {
         let bound = stmts.iter().map(|(sql, p)| self.bind(sql, p)).collect::<Result<Vec<_>, _>>()?;
         let list: Vec<Stmt<'_>> = stmts.iter().zip(&bound).map(|((sql, _), p)| Stmt::new(sql, p)).collect();
-        self.env.db().batch(&list).await
+        self.env.db().batch(&list).await.map(drop)
     }
 }
 
@@ -534,6 +534,7 @@ pub async fn disable_totp(env: &impl Env, session: &Session) -> Result<(), Error
             Stmt::new("DELETE FROM recovery_codes WHERE user_id = ?1", &uid),
         ])
         .await
+        .map(drop)
 }
 
 /// Checks a code without changing the session (for confirming a sensitive
