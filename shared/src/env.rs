@@ -13,6 +13,9 @@ use crate::geo::Place;
 use crate::sql::{Param, Row, Stmt};
 use crate::Error;
 
+/// A callback waiting for the client's country (see [`Env::country_later`]).
+pub type CountryWaiter = Box<dyn FnOnce(Option<String>)>;
+
 /// SQL database, SQLite dialect.
 pub trait Db {
     /// Runs a query and returns all rows. No rows is `Ok(vec![])`.
@@ -78,6 +81,22 @@ pub trait Env {
     /// cheaper where the platform reads each field separately.
     fn country(&self) -> Option<String> {
         self.place().country
+    }
+
+    /// Whether [`Env::country`] costs I/O here (Spin reads its geo file)
+    /// rather than coming with the request; such callers may prefer
+    /// [`Env::country_later`] when the answer does not depend on it.
+    fn country_costs_io(&self) -> bool {
+        false
+    }
+
+    /// Hands the client's [`Env::country`] to `then`, for work that is done
+    /// after the response anyway (a click counter): where the lookup costs
+    /// I/O (Spin reads its geo file, a host call per read) it runs after the
+    /// response is sent, before deferred work; where the country comes with
+    /// the request (Workers), at once.
+    fn country_later(&self, then: impl FnOnce(Option<String>) + 'static) {
+        then(self.country())
     }
 
     /// Attribution to show where `place` comes from a database that

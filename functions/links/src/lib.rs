@@ -65,7 +65,12 @@ pub async fn serve(req: Request, env: &impl Env, cache: &Cache) -> Response {
             return page::error(&e, head);
         }
     };
-    let visit = Visit::read(&parts, env.country().as_deref(), now);
+    // Where the lookup costs I/O (Spin) and the answer does not depend on
+    // the country, only the counter needs it: it is looked up after the
+    // response.
+    let located = !env.country_costs_io() || link.depends_on_country();
+    let mut visit = Visit::read(&parts, if located { env.country() } else { None }.as_deref(), now);
+    visit.located = located;
     if platform.is_empty() {
         landing(&link, &visit, head, env)
     } else {

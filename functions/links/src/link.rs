@@ -136,6 +136,14 @@ pub struct Target {
     pub hidden_in: Vec<Country>,
 }
 
+impl Link {
+    /// Whether where the fan is changes what they get: a country's own URL
+    /// or a service hidden somewhere.
+    pub fn depends_on_country(&self) -> bool {
+        self.def.targets.iter().any(|t| !t.countries.is_empty() || !t.hidden_in.is_empty())
+    }
+}
+
 impl Target {
     /// Fans we can't locate see every service: hiding one from them would
     /// hide it from people who can use it.

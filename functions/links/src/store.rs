@@ -17,7 +17,7 @@ use shared::cache::TtlCache;
 use shared::sql::{OwnedParam, OwnedStmt, Param};
 use shared::{Db, Env, Error, Kv, Row};
 
-use crate::link::{Definition, Link};
+use crate::link::{Country, Definition, Link};
 use crate::visit::Visit;
 
 /// Both hits and misses are cached: an unknown slug must not cost a
@@ -173,42 +173,60 @@ pub fn count(env: &impl Env, link: &Link, event: Event, platform: &'static str, 
         Event::View => "view",
         Event::Click => "click",
     };
-    let country = visit.country.as_ref().map_or("", |c| c.as_str());
     let device = visit.device.key();
-    let start = PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        // Compared field by field: a repeat visit (the common case on a
-        // busy link) allocates nothing.
-        let same = |k: &Key| {
-            k.day == day
-                && k.kind == kind
-                && k.platform == platform
-                && k.device == device
-                && k.country == country
-                && k.referrer == visit.referrer
-                && k.link_id == link.id
-        };
-        match p.rows.iter_mut().find(|(k, _)| same(k)) {
-            Some((_, n)) => *n += 1,
-            None => {
-                let key = Key {
-                    link_id: link.id.clone(),
-                    artist_id: link.artist_id.clone(),
-                    day,
-                    kind,
-                    platform,
-                    country: country.to_owned(),
-                    referrer: visit.referrer.clone(),
-                    device,
-                };
-                p.rows.push((key, 1));
-            }
-        }
-        !std::mem::replace(&mut p.flushing, true)
-    });
+    if visit.located {
+        let country = visit.country.as_ref().map_or("", |c| c.as_str());
+        PENDING.with(|p| add(&mut p.borrow_mut(), &link.id, &link.artist_id, day, kind, platform, country, &visit.referrer, device));
+    } else {
+        // Looked up after the response (Spin: the geo file's reads cost
+        // more than the rest of the redirect); the write task below runs
+        // after that.
+        let (id, artist, referrer) = (link.id.clone(), link.artist_id.clone(), visit.referrer.clone());
+        env.country_later(move |c| {
+            let country = c.as_deref().and_then(Country::parse);
+            let country = country.as_ref().map_or("", |c| c.as_str());
+            PENDING.with(|p| add(&mut p.borrow_mut(), &id, &artist, day, kind, platform, country, &referrer, device));
+        });
+    }
+    let start = PENDING.with(|p| !std::mem::replace(&mut p.borrow_mut().flushing, true));
     if start {
         let mut batches = 0;
         env.defer_writes(move || next_batch(&mut batches));
+    }
+}
+
+/// One increment. Compared field by field: a repeat visit (the common case
+/// on a busy link) allocates nothing.
+#[allow(clippy::too_many_arguments)]
+fn add(
+    p: &mut Pending,
+    link_id: &str,
+    artist_id: &str,
+    day: i64,
+    kind: &'static str,
+    platform: &'static str,
+    country: &str,
+    referrer: &str,
+    device: &'static str,
+) {
+    let same = |k: &Key| {
+        k.day == day && k.kind == kind && k.platform == platform && k.device == device && k.country == country && k.referrer == referrer && k.link_id == link_id
+    };
+    match p.rows.iter_mut().find(|(k, _)| same(k)) {
+        Some((_, n)) => *n += 1,
+        None => {
+            let key = Key {
+                link_id: link_id.to_owned(),
+                artist_id: artist_id.to_owned(),
+                day,
+                kind,
+                platform,
+                country: country.to_owned(),
+                referrer: referrer.to_owned(),
+                device,
+            };
+            p.rows.push((key, 1));
+        }
     }
 }
 

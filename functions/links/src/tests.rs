@@ -901,6 +901,29 @@ struct Later {
     queued: std::cell::RefCell<Vec<Task>>,
     /// Statements in the last batch `step` wrote.
     statements: std::cell::RefCell<usize>,
+    /// Spin's side: the country costs a lookup, `country_later` waits here.
+    spin: Option<SpinLike>,
+}
+
+#[derive(Default)]
+struct SpinLike {
+    lookups: std::cell::Cell<usize>,
+    want_country: std::cell::RefCell<Vec<shared::env::CountryWaiter>>,
+}
+
+impl Later {
+    fn new(env: NativeEnv) -> Later {
+        Later { env, queued: Default::default(), statements: Default::default(), spin: None }
+    }
+
+    /// What Spin's adapter does after the response, before deferred work.
+    fn locate_waiting(&self) {
+        let waiting = std::mem::take(&mut *self.spin.as_ref().expect("spin-like").want_country.borrow_mut());
+        let country = shared::Env::country(self);
+        for then in waiting {
+            then(country.clone());
+        }
+    }
 }
 
 impl shared::Env for Later {
@@ -925,7 +948,19 @@ impl shared::Env for Later {
         self.env.client()
     }
     fn place(&self) -> shared::geo::Place {
+        if let Some(s) = &self.spin {
+            s.lookups.set(s.lookups.get() + 1);
+        }
         self.env.place()
+    }
+    fn country_costs_io(&self) -> bool {
+        self.spin.is_some()
+    }
+    fn country_later(&self, then: impl FnOnce(Option<String>) + 'static) {
+        match &self.spin {
+            Some(s) => s.want_country.borrow_mut().push(Box::new(then)),
+            None => then(shared::Env::country(self)),
+        }
     }
     fn geo_attribution(&self) -> Option<(&'static str, &'static str)> {
         None
@@ -967,7 +1002,7 @@ impl Later {
 fn clicks_that_arrive_during_a_write_leave_in_one_batch() {
     let t = setup();
     t.create(NIGHT_DRIVE);
-    let later = Later { env: t.env, queued: Default::default(), statements: Default::default() };
+    let later = Later::new(t.env);
     let click = |path: &str| {
         let req = HttpRequest::get(format!("/l/night-drive/{path}")).header("user-agent", IPHONE).body(Vec::new()).expect("request");
         assert_eq!(block_on(crate::serve(req, &later, &t.cache)).status(), 302);
@@ -1076,4 +1111,39 @@ fn two_quick_edits_leave_the_latest_in_kv() {
     let kv = String::from_utf8(t.kv("link:night-drive").expect("in KV")).unwrap();
     assert!(kv.contains("Night Drive (Live)"), "KV kept an older edit: {kv}");
     assert!(t.env.errors.borrow().is_empty(), "{:?}", t.env.errors.borrow());
+}
+
+#[test]
+fn where_locating_costs_io_a_redirect_that_does_not_depend_on_it_is_located_after_the_response() {
+    let mut t = setup();
+    t.create(NIGHT_DRIVE);
+    t.create(r#"{"slug":"plain","title":"Plain","targets":[{"platform":"spotify","url":"https://open.spotify.com/album/p"}]}"#);
+    t.client_at(Some(SE_IP));
+    let later = Later { spin: Some(SpinLike::default()), ..Later::new(t.env) };
+    let spin = later.spin.as_ref().expect("spin-like");
+    let get = |path: &str| {
+        let req = HttpRequest::get(path).header("user-agent", IPHONE).body(Vec::new()).expect("request");
+        block_on(crate::serve(req, &later, &t.cache))
+    };
+
+    let res = get("/l/plain/spotify");
+    assert_eq!((res.status().as_u16(), header(&res, "location")), (302, "https://open.spotify.com/album/p"));
+    assert_eq!(spin.lookups.get(), 0, "no lookup before the answer");
+    assert_eq!(spin.want_country.borrow().len(), 1);
+    later.locate_waiting();
+    assert_eq!(spin.lookups.get(), 1);
+    assert_eq!(later.step(0), 1);
+    let country: String = later
+        .env
+        .db
+        .conn()
+        .query_row("SELECT country FROM link_stats WHERE link_id IN (SELECT id FROM links WHERE slug = 'plain')", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(country, "SE", "the counter still gets the country");
+
+    // A link whose answer depends on the country looks it up first.
+    let res = get("/l/night-drive/apple-music");
+    assert_eq!(header(&res, "location"), "https://music.apple.com/se/album/night-drive/1");
+    assert_eq!(spin.lookups.get(), 2);
+    assert!(spin.want_country.borrow().is_empty());
 }

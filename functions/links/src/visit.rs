@@ -44,6 +44,9 @@ pub struct Visit {
     pub bot: bool,
     pub remembered: Option<Platform>,
     pub country: Option<Country>,
+    /// Whether `country` was looked up; if not, the counter asks for it
+    /// after the response (`Env::country_later`).
+    pub located: bool,
     /// Host name only, `""` when unknown.
     pub referrer: String,
     /// `utm_…=…` pairs to pass on, re-encoded, without a leading `?`.
@@ -65,6 +68,7 @@ impl Visit {
             bot: bot_of(ua),
             remembered: parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(remembered),
             country: country.and_then(Country::parse),
+            located: true,
             referrer: String::new(),
             utm: String::new(),
             choose: false,
