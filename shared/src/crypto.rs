@@ -16,7 +16,15 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::{Error, ErrorKind};
+
+thread_local! {
+    /// The secrets last parsed by [`Keys::from_env`] and their keys.
+    static PARSED: RefCell<Option<(String, String, Rc<Keys>)>> = const { RefCell::new(None) };
+}
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -60,11 +68,24 @@ impl Keys {
         Ok(Keys { data, index, client })
     }
 
-    /// Reads the keys from the platform's secrets.
-    pub fn from_env(env: &impl crate::Env) -> Result<Keys, Error> {
+    /// Reads the keys from the platform's secrets. Parsed keys (AES key
+    /// schedule, derived HMAC key) are kept for the instance's life and
+    /// reused while the secrets read the same: a Workers isolate serves
+    /// many requests, and parsing took a visible share of a signup's CPU.
+    pub fn from_env(env: &impl crate::Env) -> Result<Rc<Keys>, Error> {
         let data = env.var("data_keys").ok_or_else(|| config("secret data_keys is not set"))?;
         let index = env.var("index_key").ok_or_else(|| config("secret index_key is not set"))?;
-        Keys::parse(&data, &index)
+        PARSED.with(|cell| {
+            let mut cell = cell.borrow_mut();
+            if let Some((d, i, keys)) = cell.as_ref() {
+                if *d == data && *i == index {
+                    return Ok(Rc::clone(keys));
+                }
+            }
+            let keys = Rc::new(Keys::parse(&data, &index)?);
+            *cell = Some((data, index, Rc::clone(&keys)));
+            Ok(keys)
+        })
     }
 
     /// Encrypts under the active key with a fresh random nonce (drawn

@@ -5,7 +5,7 @@
 //! pass it. The refusal is the database's, so it holds under any burst
 //! (of 50 parallel requests exactly `limit` pass), and because a failed
 //! statement aborts the batch around it, a caller can put its counters in
-//! the same atomic batch as the write they guard ([`Window::stmt`]): one
+//! the same atomic batch as the write they guard ([`Window::stmt_pair`]): one
 //! round trip, and a refused request leaves nothing behind. KV was tried
 //! first and failed under a burst (no atomic increment; Workers KV takes
 //! one write per second per key); Workers' rate-limiting binding is per
@@ -42,6 +42,11 @@ impl Limit {
 const COUNT: &str = "INSERT INTO rate_windows (key, slot, count, lim, expires_at) VALUES (?1, ?2, 1, ?3, ?4) \
      ON CONFLICT (key, slot) DO UPDATE SET count = count + 1, lim = excluded.lim";
 
+/// [`COUNT`] for two windows in one statement (a refusal by either
+/// fails both). Bind with [`Window::params_pair`].
+const COUNT_PAIR: &str = "INSERT INTO rate_windows (key, slot, count, lim, expires_at) VALUES (?1, ?2, 1, ?3, ?4), (?5, ?6, 1, ?7, ?8) \
+     ON CONFLICT (key, slot) DO UPDATE SET count = count + 1, lim = excluded.lim";
+
 /// The current window of one key.
 #[derive(Debug, Clone)]
 pub struct Window {
@@ -66,10 +71,16 @@ impl Window {
         [Param::Text(&self.key), Param::Int(self.slot), Param::Int(i64::from(self.limit.limit)), Param::Int(self.ends)]
     }
 
-    /// The counting statement, for a caller's own batch (see the module
-    /// doc); `params` comes from [`Window::params`].
-    pub fn stmt<'a>(params: &'a [Param<'a>; 4]) -> Stmt<'a> {
-        Stmt::new(COUNT, params)
+    /// Two windows' parameters, for [`Window::stmt_pair`].
+    pub fn params_pair<'a>(a: &'a Window, b: &'a Window) -> [Param<'a>; 8] {
+        let ([a1, a2, a3, a4], [b1, b2, b3, b4]) = (a.params(), b.params());
+        [a1, a2, a3, a4, b1, b2, b3, b4]
+    }
+
+    /// One statement counting two windows, for a caller's own batch (see
+    /// the module doc).
+    pub fn stmt_pair<'a>(params: &'a [Param<'a>; 8]) -> Stmt<'a> {
+        Stmt::new(COUNT_PAIR, params)
     }
 
     /// The 429 for this window, with the seconds until it ends.

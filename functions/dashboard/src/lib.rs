@@ -39,7 +39,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
 /// What a handler for a signed-in artist gets.
 pub struct Ctx<'e, E: Env> {
     pub env: &'e E,
-    pub keys: Keys,
+    pub keys: std::rc::Rc<Keys>,
     pub session: Session,
     pub db: Tenant<'e, E>,
     pub parts: &'e Parts,

@@ -1,8 +1,8 @@
 //! Reading capture pages and recording signups.
 //!
 //! A signup is one atomic batch, one database round trip, that (1) counts
-//! the client's and then the page's rate-limit window (a full one fails
-//! the batch, see `shared::ratelimit`), (2) inserts the fan unless the
+//! the client's and the page's rate-limit windows (a full one fails the
+//! batch, see `shared::ratelimit`), (2) inserts the fan unless the
 //! artist already has this address, (3) appends a consent event for a new
 //! fan, (4) appends one for an existing fan whose state changes, (5)
 //! applies that change, and (6) reserves a confirmation mail if the fan
@@ -172,8 +172,8 @@ pub struct Recorded {
 }
 
 /// Records the signup; see the module doc for the shape of the batch.
-/// `limits` are counted in the batch: the client's first, so a refused
-/// client never spends the page's budget.
+/// `limits` (client, page) are counted in the batch; a refusal by either
+/// rolls back both, so a refused client never spends the page's budget.
 pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Keys, limits: [&Window; 2]) -> Result<Recorded, Error> {
     let now = env.now_ms();
     let status = if page.double_opt_in { Status::Pending } else { Status::Subscribed };
@@ -226,13 +226,12 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
         eu.into(),
     ];
     let reserve = [Param::Text(&page.artist_id), Param::Text(&hash), Param::Int(now)];
-    let (client, page_window) = (limits[0].params(), limits[1].params());
+    let windows = Window::params_pair(limits[0], limits[1]);
     let (event_sql, update_sql) = (event_for_existing(), update_existing());
     let result = env
         .db()
         .batch(&[
-            Window::stmt(&client),
-            Window::stmt(&page_window),
+            Window::stmt_pair(&windows),
             Stmt::new(INSERT_FAN, &insert),
             Stmt::new(EVENT_FOR_NEW, &new_event),
             Stmt::new(&event_sql, &existing[..10]),
