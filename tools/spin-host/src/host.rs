@@ -1,8 +1,10 @@
 //! Per-request guest state and the host side of what Spin adds to plain WASI:
 //! `fermyon:spin/{key-value,sqlite,variables}@2.0.0` and outbound-HTTP policy.
 //!
-//! Storage follows `spin up`'s defaults so state is laid out the same way:
-//! `<state-dir>/sqlite_key_value.db` and `<state-dir>/sqlite_db.db`.
+//! Storage follows `spin up`'s defaults so state is laid out the same way and
+//! locks the same way: `<state-dir>/sqlite_key_value.db` (one connection shared
+//! by all requests) and `<state-dir>/sqlite_db.db` (one connection per guest
+//! `open`), both in SQLite's default rollback-journal mode.
 
 use crate::manifest;
 use rusqlite::{Connection, OptionalExtension};
@@ -39,6 +41,7 @@ wasmtime::component::bindgen!({
 
 use fermyon::spin2_0_0::{key_value, sqlite, variables};
 
+/// rusqlite's default, hence Spin's.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// State shared by all requests.
@@ -59,7 +62,19 @@ impl Shared {
         )
         .map_err(|e| format!("key-value database: {e}"))?;
         let sqlite_path = state_dir.join("sqlite_db.db");
-        open_db(&sqlite_path).map_err(|e| format!("SQLite database: {e}"))?;
+        let db = open_db(&sqlite_path).map_err(|e| format!("SQLite database: {e}"))?;
+        // Spin leaves both files in SQLite's default rollback-journal mode.
+        // Earlier versions of this host switched them to WAL, which is stored
+        // in the file: put a state dir they left behind back to the default,
+        // and say so. (`--sqlite` scripts run after this, so an application
+        // that chooses WAL itself still gets it.)
+        for (what, conn) in [("key-value database", &kv), ("SQLite database", &db)] {
+            let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).map_err(|e| format!("{what}: {e}"))?;
+            if mode.eq_ignore_ascii_case("wal") {
+                conn.pragma_update(None, "journal_mode", "DELETE").map_err(|e| format!("{what}: {e}"))?;
+                eprintln!("spin-host: {what} in {} was in WAL mode (an earlier spin-host's default); back to Spin's rollback journal", state_dir.display());
+            }
+        }
         Ok(Shared { sqlite_path, kv: Arc::new(Mutex::new(kv)), quiet })
     }
 
@@ -69,12 +84,14 @@ impl Shared {
     }
 }
 
+/// A connection as Spin opens one (`rusqlite::Connection::open`): rollback
+/// journal (`journal_mode=DELETE`), `synchronous=FULL`, both SQLite's
+/// defaults, and rusqlite's 5 s busy timeout, set here explicitly so that
+/// concurrent writers wait for each other instead of failing with
+/// `SQLITE_BUSY`. No pragma runs per connection, as in Spin.
 fn open_db(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // WAL lets readers proceed while one request writes; it is persistent, so
-    // this is cheap after the first time.
-    conn.pragma_update(None, "journal_mode", "WAL")?;
     Ok(conn)
 }
 

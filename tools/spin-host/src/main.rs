@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Store, Strategy};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -70,9 +70,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Guests block a worker while they run; keep a few even on a 2-core CI box.
-    let workers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build();
+    // Tokio's defaults, as `spin up` (`#[tokio::main]`): one worker thread per
+    // core. Guests run on them between host calls; SQLite and key-value work
+    // goes to the blocking pool.
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
     match runtime.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(run(args))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -97,7 +98,7 @@ async fn run(args: Args) -> Result<(), String> {
         shared.apply_sql(&sql).map_err(|e| format!("applying {}: {e}", script.display()))?;
     }
 
-    let engine = Engine::new(&Config::new()).map_err(|e| e.to_string())?;
+    let engine = engine()?;
     let mut linker = Linker::new(&engine);
     host::add_to_linker(&mut linker).map_err(|e| e.to_string())?;
     let mut components = Vec::new();
@@ -147,6 +148,82 @@ async fn run(args: Args) -> Result<(), String> {
     }
 }
 
+/// Epoch ticks, as Spin's engine builder: one every 10 ms from a helper thread.
+const EPOCH_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The wasmtime engine configured as `spin up` configures its own
+/// (`spin-core`'s `Config::default` and `EngineBuilder`): Cranelift at
+/// `OptLevel::Speed` with parallel compilation, epoch interruption with a
+/// 10 ms ticker, and the pooling instance allocator sized from Spin's
+/// `SPIN_MAX_INSTANCE_COUNT` (default 1000), with Spin's environment
+/// overrides. Where the pool cannot be reserved (Spin probes for 42 bits of
+/// address space and falls back the same way), the on-demand allocator.
+fn engine() -> Result<Engine, String> {
+    let mut config = Config::new();
+    config.strategy(Strategy::Cranelift).cranelift_opt_level(OptLevel::Speed).parallel_compilation(true).epoch_interruption(true);
+    let pooling = match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("0") => None,
+        _ => Some(pooling_config()?),
+    };
+    let engine = match pooling {
+        Some(pool) => {
+            let mut pooled = config.clone();
+            pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            match Engine::new(&pooled) {
+                Ok(engine) => engine,
+                Err(e) => {
+                    eprintln!("spin-host: pooling allocator unavailable ({e}); using the on-demand allocator, as Spin does in that case");
+                    Engine::new(&config).map_err(|e| e.to_string())?
+                }
+            }
+        }
+        None => Engine::new(&config).map_err(|e| e.to_string())?,
+    };
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .map_err(|e| format!("epoch ticker: {e}"))?;
+    Ok(engine)
+}
+
+/// Spin's pooling limits (spin-core `Config::default`), same defaults and
+/// same environment variables.
+fn pooling_config() -> Result<PoolingAllocationConfig, String> {
+    const MB: usize = 1 << 20;
+    fn env<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
+        match std::env::var(name) {
+            Ok(v) => v.parse().map_err(|_| format!("{name}={v}: not a number")),
+            Err(_) => Ok(default),
+        }
+    }
+    let max = env("SPIN_MAX_INSTANCE_COUNT", 1_000u32)?;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(env("SPIN_WASMTIME_INSTANCE_COUNT", max)?)
+        .total_memories(env("SPIN_WASMTIME_TOTAL_MEMORIES", max)?)
+        .total_tables(env("SPIN_WASMTIME_TOTAL_TABLES", 2 * max)?)
+        .total_stacks(env("SPIN_WASMTIME_TOTAL_STACKS", max)?)
+        .total_core_instances(env("SPIN_WASMTIME_TOTAL_CORE_INSTANCES", 4 * max)?)
+        .table_elements(env("SPIN_WASMTIME_INSTANCE_TABLE_ELEMENTS", 100_000)?)
+        .max_component_instance_size(env("SPIN_WASMTIME_INSTANCE_SIZE", 10 * MB)?)
+        .max_core_instance_size(env("SPIN_WASMTIME_CORE_INSTANCE_SIZE", 10 * MB)?)
+        .max_core_instances_per_component(env("SPIN_WASMTIME_CORE_INSTANCE_COUNT", 200)?)
+        .max_tables_per_component(env("SPIN_WASMTIME_INSTANCE_TABLES", 64)?)
+        .max_memories_per_component(env("SPIN_WASMTIME_INSTANCE_MEMORIES", 32)?)
+        .max_tables_per_module(env("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2)?)
+        .max_memories_per_module(env("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2)?)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(env("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 * MB)?)
+        .table_keep_resident(env("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MB / 2)?);
+    Ok(pool)
+}
+
 fn text(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
     let body = Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync();
     let mut resp = Response::new(body);
@@ -190,6 +267,10 @@ impl Server {
             Ok(state) => Store::new(pre.engine(), state),
             Err(e) => return Ok(failure(e.to_string())),
         };
+        // With epoch interruption on, a store needs a deadline or it traps at
+        // once; Spin sets "practically never" (u64::MAX / 2 ticks) unless asked
+        // for a timeout, and so does this host.
+        store.set_epoch_deadline(u64::MAX / 2);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let resources =
             store.data_mut().http().new_incoming_request(Scheme::Http, req).and_then(|req| Ok((req, store.data_mut().http().new_response_outparam(sender)?)));
