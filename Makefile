@@ -86,8 +86,12 @@ build-workers-dev: tools
 build-spin: rust-targets
 	cargo build --release --target wasm32-wasip2 --features spin $(addprefix -p ,$(FUNCTIONS))
 
+# The Spin test host, built once with its own profile (Cargo.toml
+# [profile.host]: optimised, no LTO); `make test-e2e` tests it with the same
+# profile, so nothing is compiled twice.
+SPIN_HOST := target/host/spin-host
 spin-host:
-	cargo build --release -p spin-host
+	cargo build --profile host -p spin-host
 
 ## Local runtimes --------------------------------------------------------------
 
@@ -157,7 +161,7 @@ dev-spin: build-spin spin-host geo-data secrets
 	@echo
 	set -a; source .wrangler/dev-secrets; set +a; \
 	SPIN_VARIABLE_PUBLIC_BASE_URL=http://localhost:$(SPIN_PORT) SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
-	target/release/spin-host --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin \
+	$(SPIN_HOST) --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin --sqlite @schema/spin/wal.sql \
 	  $(foreach f,$(sort $(wildcard schema/*.sql)),--sqlite @$(f)) --sqlite @tools/seed-demo.sql
 
 # An artist API token for /api/v1/app/links, printed once: only its SHA-256
@@ -202,7 +206,7 @@ test-browser: build-workers npm
 
 # The e2e suite starts and stops wrangler dev and the Spin host itself.
 test-e2e: build-workers build-spin spin-host geo-test-data
-	cargo test --release -p spin-host
+	cargo test --profile host -p spin-host
 	cargo test -p e2e --test e2e
 
 # "No loss under concurrency", full size (tests/e2e/SOAK.md): 10,000 signups
@@ -225,12 +229,13 @@ BENCH_PY := $(CURDIR)/.tools/bench-venv/bin/python
 # Release artefacts (wasm-opt on Workers), the Spin host when its source is
 # in the tree, the Spin baseline component, the load generator and chart
 # library (bench/tools.sh), then one report: see bench/README.md.
-# Knobs: BENCH_SECONDS=3 BENCH_REPEATS=3 BENCH_RUNTIMES="workers spin".
+# Knobs: BENCH_SECONDS=3 BENCH_REPEATS=3 BENCH_RUNTIMES="workers spin"
+# BENCH_ROUTES="<route ids>" BENCH_DROP=5000 BENCH_SPIN_HOST=<path>.
 bench:
 	@start=$$(date +%s); \
 	$(MAKE) --no-print-directory build-workers build-spin bench-spin-baseline secrets geo-test-data; \
 	if [ -f tools/spin-host/Cargo.toml ]; then \
-	  $(MAKE) --no-print-directory spin-host || echo "bench: make spin-host failed; the Spin table uses whatever target/release/spin-host exists"; \
+	  $(MAKE) --no-print-directory spin-host || echo "bench: make spin-host failed; the Spin table uses whatever $(SPIN_HOST) exists"; \
 	else echo "bench: tools/spin-host is not in this tree yet; the Spin table will say so"; fi; \
 	bench/tools.sh; \
 	BENCH_BUILD_SECONDS=$$(( $$(date +%s) - start )) BENCH_FUNCTIONS="$(FUNCTIONS)" $(BENCH_PY) bench/bench.py

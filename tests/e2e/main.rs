@@ -3,7 +3,7 @@
 //! database assertions read the runtimes' own SQLite files.
 //!
 //! Needs the release builds (`make test-e2e` makes them): functions built
-//! with tools/build-worker.sh and for wasm32-wasip2, and `target/release/spin-host`.
+//! with tools/build-worker.sh and for wasm32-wasip2, and `target/host/spin-host`.
 
 mod badinput;
 mod cases;

@@ -233,9 +233,10 @@ pub fn start_spin() -> crate::Started {
 pub fn start_spin_in(setup: &Setup) -> crate::Started {
     let root = root();
     let state = fresh_dir(setup.dir);
-    let host = root.join("target/release/spin-host");
+    // Built by `make spin-host` with the host's own profile (Cargo.toml [profile.host]).
+    let host = root.join("target/host/spin-host");
     if !host.exists() {
-        return Err(format!("{} is missing: run `make test-e2e`", host.display()));
+        return Err(format!("{} is missing: run `make spin-host` (or `make test-e2e`)", host.display()));
     }
     // The real manifest, with paths made absolute and the geo mount pointed
     // at MaxMind's test database.
@@ -283,7 +284,8 @@ pub fn start_spin_in(setup: &Setup) -> crate::Started {
     Ok((server, Arc::new(Target { kind: Kind::Spin, base, state: state.join("data"), db_path, mail })))
 }
 
-/// `schema/*.sql` in order, as paths relative to the repo root.
+/// What a Spin deployment applies at start (README): `schema/spin/wal.sql`,
+/// then `schema/*.sql` in order, as paths relative to the repo root.
 fn migrations(root: &Path) -> Result<Vec<String>, String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("schema"))
         .map_err(|e| e.to_string())?
@@ -292,7 +294,7 @@ fn migrations(root: &Path) -> Result<Vec<String>, String> {
         .filter(|n| n.ends_with(".sql"))
         .collect();
     names.sort();
-    Ok(names.into_iter().map(|n| format!("schema/{n}")).collect())
+    Ok(std::iter::once("schema/spin/wal.sql".to_owned()).chain(names.into_iter().map(|n| format!("schema/{n}"))).collect())
 }
 
 fn wait_ready(base: &str, limit: Duration) -> Result<(), String> {

@@ -68,7 +68,12 @@ pub async fn serve(req: Request, env: &impl Env, cache: &Cache) -> Response {
     // Where the lookup costs I/O (Spin) and the answer does not depend on
     // the country, only the counter needs it: it is looked up after the
     // response.
-    let located = !env.country_costs_io() || link.depends_on_country();
+    let located = !env.country_costs_io()
+        || match Platform::from_key(platform) {
+            // A click needs only its own service's rules; the page shows them all.
+            Some(p) => link.target(p).is_some_and(Target::depends_on_country),
+            None => link.depends_on_country(),
+        };
     let mut visit = Visit::read(&parts, if located { env.country() } else { None }.as_deref(), now);
     visit.located = located;
     if platform.is_empty() {

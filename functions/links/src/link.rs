@@ -140,11 +140,16 @@ impl Link {
     /// Whether where the fan is changes what they get: a country's own URL
     /// or a service hidden somewhere.
     pub fn depends_on_country(&self) -> bool {
-        self.def.targets.iter().any(|t| !t.countries.is_empty() || !t.hidden_in.is_empty())
+        self.def.targets.iter().any(Target::depends_on_country)
     }
 }
 
 impl Target {
+    /// Whether this service's button or URL changes with the fan's country.
+    pub fn depends_on_country(&self) -> bool {
+        !self.countries.is_empty() || !self.hidden_in.is_empty()
+    }
+
     /// Fans we can't locate see every service: hiding one from them would
     /// hide it from people who can use it.
     pub fn available_in(&self, country: Option<Country>) -> bool {

@@ -1141,9 +1141,16 @@ fn where_locating_costs_io_a_redirect_that_does_not_depend_on_it_is_located_afte
         .expect("row");
     assert_eq!(country, "SE", "the counter still gets the country");
 
-    // A link whose answer depends on the country looks it up first.
+    // A click whose service has country rules looks it up first...
     let res = get("/l/night-drive/apple-music");
     assert_eq!(header(&res, "location"), "https://music.apple.com/se/album/night-drive/1");
     assert_eq!(spin.lookups.get(), 2);
     assert!(spin.want_country.borrow().is_empty());
+    // ...and so does the page, which shows every service's...
+    get("/l/night-drive");
+    assert_eq!(spin.lookups.get(), 3);
+    // ...but not a click on a service without rules on the same link.
+    let res = get("/l/night-drive/spotify");
+    assert_eq!(header(&res, "location"), "https://open.spotify.com/album/abc");
+    assert_eq!((spin.lookups.get(), spin.want_country.borrow().len()), (3, 1));
 }

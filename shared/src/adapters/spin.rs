@@ -181,6 +181,10 @@ impl mmdb::ReadAt for WasiFile {
 
 pub struct SpinDb(OnceCell<sqlite::Connection>);
 
+/// Tries at taking the write lock, each up to the host's busy timeout
+/// (5 s in Spin).
+const BEGIN_ATTEMPTS: u32 = 3;
+
 impl SpinDb {
     fn conn(&self) -> Result<&sqlite::Connection, Error> {
         if let Some(c) = self.0.get() {
@@ -233,7 +237,17 @@ impl Db for SpinDb {
     async fn batch(&self, stmts: &[Stmt<'_>]) -> Result<Vec<Vec<Row>>, Error> {
         // IMMEDIATE takes the write lock up front, so two concurrent
         // batches serialise instead of failing half-way with SQLITE_BUSY.
-        self.run("BEGIN IMMEDIATE", &[])?;
+        // SQLite's busy handler polls rather than queues, so under a burst
+        // (64 clients signing up at once) an unlucky writer can wait out the
+        // whole busy timeout while others get in; nothing has happened yet
+        // when BEGIN fails, so it asks again rather than answer 503.
+        let mut attempt = 1;
+        while let Err(e) = self.run("BEGIN IMMEDIATE", &[]) {
+            if attempt == BEGIN_ATTEMPTS || !e.message.contains("locked") {
+                return Err(e);
+            }
+            attempt += 1;
+        }
         let mut out = Vec::with_capacity(stmts.len());
         for s in stmts {
             match self.run(s.sql, s.params) {
@@ -363,6 +377,16 @@ impl Env for Platform {
         // A connection handle of its own: opening one is a cheap host call.
         self.defer(async move {
             let db = SpinDb(OnceCell::new());
+            // These writes (counters, sweeps) may lose their last few on a
+            // power cut, never more: in WAL mode that is what
+            // `synchronous = NORMAL` trades for a commit without an fsync.
+            // In rollback mode it could corrupt the file, so only in WAL.
+            let wal = db.query("PRAGMA journal_mode", &[]).await.is_ok_and(|rows| rows.first().and_then(|r| r.text(0)) == Some("wal"));
+            if wal {
+                if let Err(e) = db.query("PRAGMA synchronous = NORMAL", &[]).await {
+                    eprintln!("deferred write: {e}");
+                }
+            }
             loop {
                 let stmts = next();
                 if stmts.is_empty() {

@@ -1,0 +1,11 @@
+-- Spin only (not a D1 migration: D1 manages its own journal). Run first by
+-- every Spin launcher: `spin up --sqlite @schema/spin/wal.sql …`.
+--
+-- SQLite's default rollback journal takes the whole file for each write and
+-- makes readers wait behind it: under a burst of signups plus the click
+-- counters Spin writes after each redirect, concurrent requests ran into the
+-- 5 s busy timeout (503s in `make soak`), and each counter write cost several
+-- fsyncs. WAL lets reads run beside the one writer, and it is stored in the
+-- database file, so this runs once per database and costs nothing per
+-- request. Harmless to repeat.
+PRAGMA journal_mode = WAL;
