@@ -1,6 +1,7 @@
 //! The dashboard on each runtime: sign-in through the recorded mail, the
 //! second factor, session expiry, CSRF, tenancy with a real second artist
-//! holding real fans, filters, search and the CSV export (100,000 rows).
+//! holding real fans, filters, search and the CSV export (100,000 rows),
+//! and the fan rights (export, erasure, restriction, rectification).
 //!
 //! Each case signs in as its own user (added straight to the database,
 //! as `stagedoor-admin` would), so per-address sign-in limits never
@@ -24,6 +25,10 @@ pub const ALL: &[(&str, Case)] = &[
     ("dashboard_other_artist_gets_404_and_nothing", cross_tenant),
     ("dashboard_filters_search_csv", filters_search_csv),
     ("dashboard_csv_100k_fans", csv_100k),
+    ("dashboard_rights_export_every_record", rights_export),
+    ("dashboard_rights_erasure_leaves_no_trace", rights_erasure),
+    ("dashboard_rights_restriction_holds_back_exports_and_mail", rights_restriction),
+    ("dashboard_rights_rectification", rights_rectification),
 ];
 
 /// A browser: a cookie jar, its own client address, same-origin POSTs.
@@ -473,5 +478,259 @@ fn csv_100k(t: &Target) -> Result<(), String> {
     let list = b.get("/app/fans")?;
     eprintln!("[{:?}] fans list page (100,000 fans): {:?}", t.kind, start.elapsed());
     ensure!(list.status() == 200 && body(&list).contains("rel=\"next\""), "list page");
+    Ok(())
+}
+
+// ------------------------------------------------------------ fan rights
+
+fn fan_id(t: &Target, artist: &str, email: &str) -> Result<String, String> {
+    t.db()?
+        .query_row("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2", [artist, &keys().blind_index(artist, email)], |r| r.get(0))
+        .map_err(|e| format!("fan {email}: {e}"))
+}
+
+/// Mails the stand-in provider got for `to`.
+fn mail_count(t: &Target, to: &str) -> usize {
+    t.mail.requests().iter().filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok()).filter(|v| v["to"][0] == to).count()
+}
+
+/// Waits until `to` has `n` mails (they leave after the response), then
+/// a little longer so a mail that should not come has had its chance.
+fn settle_mail(t: &Target, to: &str, n: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while mail_count(t, to) < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    mail_count(t, to)
+}
+
+/// Owner browsers for both artists: A (the e2e artist) and B (the other).
+/// The rights cases use clients 198.51.100.140–159, which no other case
+/// uses (per-client limits would couple them otherwise).
+fn owners<'t>(t: &'t Target, tag: &str, ip: u8) -> Result<(Browser<'t>, Browser<'t>), String> {
+    let (a_mail, b_mail) = (format!("rights-{tag}-a@e2e.example"), format!("rights-{tag}-b@other.example"));
+    add_user(t, &format!("d-r-{tag}-a"), "e2e-artist", &a_mail, "owner")?;
+    add_user(t, &format!("d-r-{tag}-b"), "e2e-other-artist", &b_mail, "owner")?;
+    let mut a = Browser::new(t, &format!("198.51.100.{ip}"));
+    a.sign_in(&a_mail)?;
+    let mut b = Browser::new(t, &format!("198.51.100.{}", ip + 1));
+    b.sign_in(&b_mail)?;
+    Ok((a, b))
+}
+
+fn rights_export(t: &Target) -> Result<(), String> {
+    // A located, double opt-in fan: a request event that hashed the page's
+    // wording, and a confirmation mail in the log.
+    let email = "rights-export-fan@example.com";
+    let cf = r#"{"country":"SE","region":"Östergötland County","city":"Linköping","clientAcceptEncoding":""}"#;
+    let mut headers = vec![("content-type", "application/json"), (t.ip_header(), "89.160.20.128")];
+    if t.kind == Kind::Workers {
+        headers.push(("mf-cf-blob", cf));
+    }
+    let res = t.send("POST", "/api/v1/signup", &headers, format!(r#"{{"page":"e2e-doi","email":"{email}","consent":true}}"#).as_bytes())?;
+    ensure!(res.status() == 200, "signup: {} {}", res.status(), body(&res));
+    ensure!(settle_mail(t, email, 1) == 1, "no confirmation mail");
+    signup(t, "198.51.100.140", "e2e-other", "rights-export-other-fan@example.com")?;
+    let id = fan_id(t, "e2e-artist", email)?;
+    let other_id = fan_id(t, "e2e-other-artist", "rights-export-other-fan@example.com")?;
+    let (mut a, mut b) = owners(t, "export", 141)?;
+
+    let res = a.get(&format!("/api/v1/app/fans/{id}/export"))?;
+    ensure!(res.status() == 200, "export: {} {}", res.status(), body(&res));
+    let doc: serde_json::Value = serde_json::from_str(&body(&res)).map_err(|e| e.to_string())?;
+    let fan = &doc["fan"];
+    let text = "Email me news from E2E Band (confirm by email).";
+    let checks: Vec<(&str, &serde_json::Value, serde_json::Value)> = vec![
+        ("format", &doc["format"], "stagedoor.fan-export/1".into()),
+        ("controller", &doc["controller"], serde_json::json!({ "artist_id": "e2e-artist", "artist_name": "E2E Band" })),
+        ("id", &fan["id"], id.clone().into()),
+        ("email", &fan["email"], email.into()),
+        ("status", &fan["status"], "pending".into()),
+        ("restricted_since", &fan["restricted_since"], serde_json::Value::Null),
+        ("location", &fan["location"], serde_json::json!({ "country": "SE", "region": "Östergötland County", "city": "Linköping", "eu": true })),
+        ("source_page", &fan["source_page"], serde_json::json!({ "slug": "e2e-doi", "title": "E2E confirmed list" })),
+        ("consent_version", &fan["consent_version"], "v1".into()),
+        ("confirmed_at", &fan["confirmed_at"], serde_json::Value::Null),
+        ("history kind", &doc["consent_history"][0]["kind"], "request".into()),
+        ("history method", &doc["consent_history"][0]["method"], "double".into()),
+        ("history page", &doc["consent_history"][0]["page"], serde_json::json!({ "slug": "e2e-doi", "title": "E2E confirmed list" })),
+        ("history version", &doc["consent_history"][0]["consent_version"], "v1".into()),
+        ("history hash", &doc["consent_history"][0]["consent_hash"], shared::crypto::sha256_hex(text.as_bytes()).into()),
+        ("history text", &doc["consent_history"][0]["consent_text"], text.into()),
+        ("mail kind", &doc["mail"][0]["kind"], "confirm".into()),
+    ];
+    for (what, got, want) in checks {
+        ensure!(*got == want, "{what}: {got} (expected {want})");
+    }
+    for (what, v) in [
+        ("created_at", &fan["created_at"]),
+        ("updated_at", &fan["updated_at"]),
+        ("history at", &doc["consent_history"][0]["at"]),
+        ("mail at", &doc["mail"][0]["at"]),
+    ] {
+        ensure!(v.as_str().is_some_and(|s| s.len() == 20 && s.ends_with('Z')), "{what}: {v}");
+    }
+    ensure!(doc["consent_history"].as_array().map(Vec::len) == Some(1) && doc["mail"].as_array().map(Vec::len) == Some(1), "extra records: {doc}");
+
+    let dl = a.get(&format!("/app/fans/{id}/export.json"))?;
+    let disposition = dl.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    ensure!(dl.status() == 200 && disposition.starts_with("attachment; filename=\"fan-"), "download: {} {disposition}", dl.status());
+    let again: serde_json::Value = serde_json::from_str(&body(&dl)).map_err(|e| e.to_string())?;
+    ensure!(again["fan"] == doc["fan"] && again["consent_history"] == doc["consent_history"], "the download differs from the API");
+    ensure!(body(&a.get(&format!("/app/fans/{id}"))?).contains(&format!("/app/fans/{id}/export.json")), "no link on the fan's page");
+
+    // Each artist gets 404 for the other's fan.
+    for (who, browser, theirs) in [("B", &mut b, &id), ("A", &mut a, &other_id)] {
+        for path in [format!("/app/fans/{theirs}/export.json"), format!("/api/v1/app/fans/{theirs}/export")] {
+            let res = browser.get(&path)?;
+            ensure!(res.status() == 404 && !body(&res).contains("@example.com"), "{who} GET {path}: {}", res.status());
+        }
+    }
+    Ok(())
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn rights_erasure(t: &Target) -> Result<(), String> {
+    let email = "rights-erase-fan@example.com";
+    signup(t, "198.51.100.145", "e2e-doi", email)?;
+    ensure!(settle_mail(t, email, 1) == 1, "no confirmation mail");
+    let id = fan_id(t, "e2e-artist", email)?;
+    let (mut a, mut b) = owners(t, "erase", 146)?;
+    let csrf = a.csrf()?;
+    ensure!(a.post(&format!("/app/fans/{id}/restrict"), &format!("csrf={csrf}"))?.status() == 303, "restrict first");
+    let (enc, hash): (String, String) =
+        t.db()?.query_row("SELECT email_enc, email_hash FROM fans WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| e.to_string())?;
+    let rows = |t: &Target| -> Result<Vec<i64>, String> {
+        let db = t.db()?;
+        ["fans WHERE id", "consent_events WHERE fan_id", "mail_log WHERE fan_id", "fan_restrictions WHERE fan_id"]
+            .iter()
+            .map(|q| db.query_row(&format!("SELECT count(*) FROM {q} = ?1"), [&id], |r| r.get(0)).map_err(|e| e.to_string()))
+            .collect()
+    };
+    ensure!(rows(t)? == [1, 2, 1, 1], "before: {:?}", rows(t)?);
+
+    // B can neither see the form nor erase; a missing confirmation erases nothing.
+    let bcsrf = b.csrf()?;
+    ensure!(b.get(&format!("/app/fans/{id}/erase"))?.status() == 404, "B sees A's erase form");
+    ensure!(b.post(&format!("/app/fans/{id}/erase"), &format!("csrf={bcsrf}&confirm=erase"))?.status() == 404, "B erases A's fan");
+    let form = body(&a.get(&format!("/app/fans/{id}/erase"))?);
+    ensure!(form.contains("name=\"confirm\""), "no confirmation form");
+    let res = a.post(&format!("/app/fans/{id}/erase"), &format!("csrf={csrf}&confirm=no"))?;
+    ensure!(res.status() == 422 && body(&res).contains("err-confirm"), "unconfirmed: {}", res.status());
+    ensure!(rows(t)? == [1, 2, 1, 1], "an unconfirmed or foreign request changed rows: {:?}", rows(t)?);
+    let before: i64 = t.db()?.query_row("SELECT count(*) FROM erasures WHERE artist_id = 'e2e-artist'", [], |r| r.get(0)).map_err(|e| e.to_string())?;
+
+    let res = a.post(&format!("/app/fans/{id}/erase"), &format!("csrf={csrf}&confirm=erase"))?;
+    ensure!(res.status() == 200 && body(&res).contains("Erased"), "erase: {} {}", res.status(), body(&res));
+    ensure!(rows(t)? == [0, 0, 0, 0], "after: {:?}", rows(t)?);
+    let (after, by): (i64, String) = t
+        .db()?
+        .query_row("SELECT count(*), max(by_user) FROM erasures WHERE artist_id = 'e2e-artist'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(|e| e.to_string())?;
+    ensure!(after == before + 1 && by == "d-r-erase-a", "erasure record: {after} by {by}");
+    ensure!(a.get(&format!("/app/fans/{id}"))?.status() == 404, "the fan's page still answers");
+
+    // No copy of the ciphertext or the blind index in the runtime's files
+    // (database, WAL, journal). Spin's connections set `secure_delete`, so
+    // freed bytes are zeroed. D1 refuses that pragma (and `wal_checkpoint`)
+    // with SQLITE_AUTH: its local engine leaves deleted cells' bytes in free
+    // space until SQLite reuses it, which no statement of ours can change.
+    // There the rows are gone (checked above) and what the files still hold
+    // is reported, not failed (README "Fan rights" says what D1 guarantees).
+    let mut files = Vec::new();
+    crate::cases::collect(&t.state, &mut files);
+    ensure!(files.iter().any(|f| f == &t.db_path), "database file not under the state dir");
+    let mut found = Vec::new();
+    for f in &files {
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("{}: {e}", f.display())),
+        };
+        for (what, needle) in [("ciphertext", enc.as_str()), ("blind index", hash.as_str())] {
+            if contains(&bytes, needle.as_bytes()) {
+                found.push(format!("{} still holds the erased fan's {what} (freed space or old WAL frames)", f.display()));
+            }
+        }
+    }
+    match t.kind {
+        Kind::Spin => ensure!(found.is_empty(), "{}", found.join("; ")),
+        Kind::Workers => found.iter().for_each(|f| eprintln!("[Workers, D1 local; not under our control] {f}")),
+    }
+    Ok(())
+}
+
+fn rights_restriction(t: &Target) -> Result<(), String> {
+    let email = "rights-restrict-fan@example.com";
+    let ip = "198.51.100.150";
+    signup(t, ip, "e2e-doi", email)?;
+    ensure!(settle_mail(t, email, 1) == 1, "no first confirmation mail");
+    let id = fan_id(t, "e2e-artist", email)?;
+    let (mut a, mut b) = owners(t, "restrict", 151)?;
+    let csrf = a.csrf()?;
+    let bcsrf = b.csrf()?;
+    for path in [format!("/app/fans/{id}/restrict"), format!("/app/fans/{id}/unrestrict")] {
+        ensure!(b.post(&path, &format!("csrf={bcsrf}"))?.status() == 404, "B POST {path}");
+    }
+    ensure!(a.post(&format!("/app/fans/{id}/restrict"), &format!("csrf={csrf}"))?.status() == 303, "restrict");
+    // Out of the 10-minute resend window, so only the restriction can hold
+    // the next confirmation mail back.
+    let age =
+        || -> Result<(), String> { t.db_rw()?.execute("UPDATE mail_log SET at = at - 3600000 WHERE fan_id = ?1", [&id]).map_err(|e| e.to_string()).map(drop) };
+    age()?;
+    signup(t, ip, "e2e-doi", email)?;
+    ensure!(settle_mail(t, email, 2) == 1, "a restricted fan got a confirmation mail");
+    ensure!(!body(&a.get("/app/fans.csv")?).contains(email), "restricted fan in the CSV");
+    ensure!(!body(&a.get("/api/v1/app/fans")?).contains(email), "restricted fan in the API list");
+    ensure!(body(&a.get("/app/fans")?).contains(email), "the dashboard list must still show the fan");
+    let kinds: Vec<String> = {
+        let db = t.db()?;
+        let mut q = db.prepare("SELECT kind FROM consent_events WHERE fan_id = ?1 ORDER BY at, id").map_err(|e| e.to_string())?;
+        let v = q.query_map([&id], |r| r.get(0)).map_err(|e| e.to_string())?.collect::<Result<Vec<String>, _>>().map_err(|e| e.to_string())?;
+        v
+    };
+    ensure!(kinds.iter().any(|k| k == "restrict"), "not in the history: {kinds:?}");
+
+    ensure!(a.post(&format!("/app/fans/{id}/unrestrict"), &format!("csrf={csrf}"))?.status() == 303, "unrestrict");
+    ensure!(body(&a.get("/app/fans.csv")?).contains(email), "back in the CSV once lifted");
+    ensure!(body(&a.get("/api/v1/app/fans")?).contains(email), "back in the API list once lifted");
+    age()?;
+    signup(t, ip, "e2e-doi", email)?;
+    ensure!(settle_mail(t, email, 2) == 2, "no confirmation mail once lifted");
+    Ok(())
+}
+
+fn rights_rectification(t: &Target) -> Result<(), String> {
+    let (email, other, new) = ("rights-fix-fan@example.com", "rights-fix-other@example.com", "rights-fixed-fan@example.com");
+    signup(t, "198.51.100.155", "e2e", email)?;
+    signup(t, "198.51.100.155", "e2e", other)?;
+    let id = fan_id(t, "e2e-artist", email)?;
+    let (mut a, mut b) = owners(t, "fix", 156)?;
+    let csrf = a.csrf()?;
+    let bcsrf = b.csrf()?;
+    ensure!(b.get(&format!("/app/fans/{id}/edit"))?.status() == 404, "B GET edit");
+    ensure!(b.post(&format!("/app/fans/{id}/edit"), &format!("csrf={bcsrf}&email={}&country=SE", enc(new)))?.status() == 404, "B POST edit");
+    let bad = a.post(&format!("/app/fans/{id}/edit"), &format!("csrf={csrf}&email=nope&country=Sweden"))?;
+    ensure!(bad.status() == 422 && body(&bad).contains("err-email") && body(&bad).contains("err-country"), "bad input: {}", bad.status());
+    let taken = a.post(&format!("/app/fans/{id}/edit"), &format!("csrf={csrf}&email={}", enc(other)))?;
+    ensure!(taken.status() == 409 && body(&taken).contains("already has this address"), "taken: {}", taken.status());
+    let ok = a.post(&format!("/app/fans/{id}/edit"), &format!("csrf={csrf}&email={}&country=de&city=Berlin", enc(new)))?;
+    ensure!(ok.status() == 303, "correct: {} {}", ok.status(), body(&ok));
+    let (stored, hash, country, city): (String, String, Option<String>, Option<String>) = t
+        .db()?
+        .query_row("SELECT email_enc, email_hash, country, city FROM fans WHERE id = ?1", [&id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .map_err(|e| e.to_string())?;
+    ensure!(keys().decrypt_fan_email(&stored, "e2e-artist", &id).map_err(|e| e.to_string())? == new, "not re-encrypted");
+    ensure!(hash == keys().blind_index("e2e-artist", new), "not re-indexed");
+    ensure!(country.as_deref() == Some("DE") && city.as_deref() == Some("Berlin"), "location {country:?} {city:?}");
+    let events: i64 = t
+        .db()?
+        .query_row("SELECT count(*) FROM consent_events WHERE fan_id = ?1 AND kind IN ('rectify-address', 'rectify-location')", [&id], |r| r.get(0))
+        .map_err(|e| e.to_string())?;
+    ensure!(events == 2, "{events} rectification events");
     Ok(())
 }

@@ -122,23 +122,26 @@ impl Filter {
 }
 
 /// One fan as the list shows it.
-struct Fan {
-    id: String,
-    email: String,
-    status: String,
-    country: String,
-    region: String,
-    city: String,
-    page: String,
-    created_at: i64,
-    consent_version: String,
-    subscribed_at: Option<i64>,
-    confirmed_at: Option<i64>,
-    unsubscribed_at: Option<i64>,
+pub(crate) struct Fan {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) status: String,
+    pub(crate) country: String,
+    pub(crate) region: String,
+    pub(crate) city: String,
+    pub(crate) page: String,
+    pub(crate) created_at: i64,
+    pub(crate) consent_version: String,
+    pub(crate) subscribed_at: Option<i64>,
+    pub(crate) confirmed_at: Option<i64>,
+    pub(crate) unsubscribed_at: Option<i64>,
+    /// Held back from exports, the JSON list and mail (schema/0009).
+    pub(crate) restricted: bool,
 }
 
 const COLUMNS: &str = "f.id, f.email_enc, f.status, coalesce(f.country, ''), coalesce(f.region, ''), coalesce(f.city, ''), coalesce(p.slug, ''), \
-     f.created_at, f.consent_version, f.subscribed_at, f.confirmed_at, f.unsubscribed_at";
+     f.created_at, f.consent_version, f.subscribed_at, f.confirmed_at, f.unsubscribed_at, \
+     EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id)";
 
 fn fan_from<E: Env>(ctx: &Ctx<'_, E>, mut r: Row) -> Result<Fan, Error> {
     let mut text = |i| r.take_text(i).unwrap_or_default();
@@ -158,12 +161,24 @@ fn fan_from<E: Env>(ctx: &Ctx<'_, E>, mut r: Row) -> Result<Fan, Error> {
         subscribed_at: r.int(9),
         confirmed_at: r.int(10),
         unsubscribed_at: r.int(11),
+        restricted: r.int(12).unwrap_or(0) != 0,
     })
 }
 
+/// Who a query shows: the dashboard's own list shows restricted fans (the
+/// artist must find them to lift it); exports and the API leave them out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Restricted {
+    Shown,
+    Left,
+}
+
 /// One page of fans matching `f`, newest first, after its cursor.
-async fn fetch<E: Env>(ctx: &Ctx<'_, E>, f: &Filter, after: Option<&(i64, String)>, limit: usize) -> Result<Vec<Fan>, Error> {
+async fn fetch<E: Env>(ctx: &Ctx<'_, E>, f: &Filter, after: Option<&(i64, String)>, limit: usize, restricted: Restricted) -> Result<Vec<Fan>, Error> {
     let (mut cond, mut params) = f.sql();
+    if restricted == Restricted::Left {
+        cond.push_str(" AND NOT EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id)");
+    }
     if let Some((t, id)) = after {
         let n = params.len() + 2;
         cond.push_str(&format!(" AND (f.created_at < ?{n} OR (f.created_at = ?{n} AND f.id < ?{}))", n + 1));
@@ -190,7 +205,7 @@ pub async fn list<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     let f = Filter::from_query(ctx);
     let pages = pages(ctx).await?;
     let (fans, more) = if f.errors.is_empty() {
-        let mut fans = fetch(ctx, &f, f.after.as_ref(), PAGE_SIZE + 1).await?;
+        let mut fans = fetch(ctx, &f, f.after.as_ref(), PAGE_SIZE + 1, Restricted::Shown).await?;
         let more = fans.len() > PAGE_SIZE;
         fans.truncate(PAGE_SIZE);
         (fans, more)
@@ -214,7 +229,7 @@ pub async fn list<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
                 thead { tr { th scope="col" { "Email" } th scope="col" { "Status" } th scope="col" { "Location" } th scope="col" { "Capture page" } th scope="col" { "Signed up" } } }
                 tbody { @for fan in &fans { tr {
                     td.email { a href={ "/app/fans/" (fan.id) } { (fan.email) } }
-                    td { span.status { (fan.status) } }
+                    td { span.status { (fan.status) } @if fan.restricted { " " span.status { "restricted" } } }
                     td { (location(fan)) }
                     td { (fan.page) }
                     td { (view::datetime(Some(fan.created_at))) }
@@ -277,7 +292,7 @@ fn filter_form(f: &Filter, pages: &[(String, String)]) -> Markup {
 }
 
 /// The fan if it is this artist's, else the same 404 as for no fan.
-async fn one<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Fan, Error> {
+pub(crate) async fn one<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Fan, Error> {
     if id.len() > 64 {
         return Err(not_found());
     }
@@ -328,8 +343,9 @@ pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
         p { a href="/app/fans" { "← All fans" } }
         h1 { (fan.email) }
         @if done { p.ok role="status" { "Unsubscribed. The fan's history records that you did it." } }
+        @if let Some(msg) = crate::rights::notice(ctx) { p.ok role="status" { (msg) } }
         dl {
-            dt { "Status" } dd { span.status { (fan.status) } }
+            dt { "Status" } dd { span.status { (fan.status) } @if fan.restricted { " " span.status { "restricted" } " (left out of exports, the API list and all mail)" } }
             dt { "Location" } dd { (location(&fan)) @if fan.country.is_empty() { span.muted { "unknown" } } }
             dt { "Capture page" } dd { (fan.page) }
             dt { "Signed up" } dd { (view::datetime(Some(fan.created_at))) }
@@ -349,13 +365,18 @@ pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
                 td { (e.version) @if !e.hash.is_empty() { br; small.secret { (e.hash) } } }
             } } }
         } }
-        @if ctx.session.role == shared::auth::Role::Owner && matches!(fan.status.as_str(), "pending" | "subscribed") {
+        h2 { "Their data" }
+        p { a.button href={ "/app/fans/" (fan.id) "/export.json" } download { "Download everything held about this fan (JSON)" } }
+        @if ctx.session.role == shared::auth::Role::Owner {
             h2 { "Actions" }
-            form method="post" action={ "/app/fans/" (fan.id) "/unsubscribe" } {
-                (view::csrf_field(&ctx.session.csrf))
-                p { "Unsubscribe this fan on their behalf (for example, when they asked you by email). It is recorded in their history as done by you." }
-                button.danger type="submit" { "Unsubscribe this fan" }
+            @if matches!(fan.status.as_str(), "pending" | "subscribed") {
+                form method="post" action={ "/app/fans/" (fan.id) "/unsubscribe" } {
+                    (view::csrf_field(&ctx.session.csrf))
+                    p { "Unsubscribe this fan on their behalf (for example, when they asked you by email). It is recorded in their history as done by you." }
+                    button.danger type="submit" { "Unsubscribe this fan" }
+                }
             }
+            (crate::rights::actions(ctx, &fan.id, fan.restricted))
         }
     };
     Ok(view::html_response(StatusCode::OK, view::app_page(&ctx.session, Nav::Fans, &fan.email, body)))
@@ -385,7 +406,7 @@ pub async fn unsubscribe<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response,
     Ok(view::redirect(&format!("/app/fans/{}?done=1", fan.id)))
 }
 
-fn iso(ms: Option<i64>) -> String {
+pub(crate) fn iso(ms: Option<i64>) -> String {
     ms.map(|ms| {
         let d = view::datetime(Some(ms));
         // "YYYY-MM-DD HH:MM UTC" → ISO 8601 with seconds
@@ -416,7 +437,7 @@ pub async fn csv<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     ]);
     let mut after = None;
     loop {
-        let batch = fetch(ctx, &f, after.as_ref(), EXPORT_BATCH).await?;
+        let batch = fetch(ctx, &f, after.as_ref(), EXPORT_BATCH, Restricted::Left).await?;
         for fan in &batch {
             let times = [iso(Some(fan.created_at)), iso(fan.subscribed_at), iso(fan.confirmed_at), iso(fan.unsubscribed_at)];
             out.row([
@@ -464,7 +485,7 @@ pub async fn api_list<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     if let Some((field, msg)) = f.errors.first() {
         return Err(Error::field(ErrorKind::Unprocessable, field, *msg));
     }
-    let mut fans = fetch(ctx, &f, f.after.as_ref(), PAGE_SIZE + 1).await?;
+    let mut fans = fetch(ctx, &f, f.after.as_ref(), PAGE_SIZE + 1, Restricted::Left).await?;
     let more = fans.len() > PAGE_SIZE;
     fans.truncate(PAGE_SIZE);
     let next = fans.last().filter(|_| more).map(|l| format!("{}.{}", l.created_at, l.id));

@@ -15,6 +15,7 @@ mod content;
 pub mod csv;
 mod fans;
 pub mod qr;
+mod rights;
 mod signin;
 mod team;
 mod view;
@@ -123,6 +124,13 @@ async fn route(parts: &Parts, body: &[u8], env: &impl Env) -> Result<Response, E
         ["app", "fans.csv"] if get => fans::csv(&ctx).await,
         ["app", "fans", id] if get => fans::show(&ctx, id).await,
         ["app", "fans", id, "unsubscribe"] if post => fans::unsubscribe(&ctx, id).await,
+        ["app", "fans", id, "export.json"] if get => rights::download(&ctx, id).await,
+        ["app", "fans", id, "erase"] if get => rights::erase_form(&ctx, id).await,
+        ["app", "fans", id, "erase"] if post => rights::erase(&ctx, id).await,
+        ["app", "fans", id, "restrict"] if post => rights::restrict(&ctx, id, true).await,
+        ["app", "fans", id, "unrestrict"] if post => rights::restrict(&ctx, id, false).await,
+        ["app", "fans", id, "edit"] if get => rights::edit_form(&ctx, id).await,
+        ["app", "fans", id, "edit"] if post => rights::edit(&ctx, id).await,
         ["app", "account", ..] => account::route(parts, path, &ctx.form, env, &ctx.keys, &ctx.session).await,
         ["app", "team"] if get => team::list(&ctx).await,
         ["app", "team"] if post => team::invite(&ctx).await,
@@ -137,6 +145,7 @@ async fn route(parts: &Parts, body: &[u8], env: &impl Env) -> Result<Response, E
         ["app", "links", slug] if get => content::link(&ctx, slug).await,
         ["api", "v1", "app", "fans"] if get => fans::api_list(&ctx).await,
         ["api", "v1", "app", "fans", id] if get => fans::api_show(&ctx, id).await,
+        ["api", "v1", "app", "fans", id, "export"] if get => rights::api_export(&ctx, id).await,
         ["api", "v1", "app", "me"] if get => account::api_me(&ctx),
         _ if get || post => Err(not_found()),
         _ => Err(Error::new(ErrorKind::MethodNotAllowed, "This address accepts GET and POST only.")),

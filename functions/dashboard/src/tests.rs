@@ -518,3 +518,190 @@ fn unreadable_origin_headers_count_as_cross_origin() {
         assert_eq!(block_on(crate::handle(req, &w.env)).status(), 403, "{h}: {v:?}");
     }
 }
+
+// ------------------------------------------------------------ fan rights
+
+fn count(w: &World, sql: &str) -> i64 {
+    w.env.db.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[test]
+fn export_holds_every_record_field_by_field() {
+    let w = world();
+    {
+        let conn = w.env.db.conn();
+        // An event that hashed the page's current wording, and a mail sent.
+        let hash = shared::crypto::sha256_hex(b"Send me tour news.");
+        conn.execute("INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) VALUES ('e2', 'f1', 'a1', 'confirm', 'p1', 'v1', ?1, 'link', 1767225660000)", [&hash]).unwrap();
+        conn.execute_batch("INSERT INTO mail_log (fan_id, artist_id, kind, at) VALUES ('f1', 'a1', 'confirm', 1767225630000); UPDATE fans SET region = 'Östergötland', eu = 1 WHERE id = 'f1';").unwrap();
+    }
+    let mut b = Browser::new();
+    b.sign_in(&w, "member@nova.example");
+    let res = b.get(&w.env, "/api/v1/app/fans/f1/export");
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    let doc: serde_json::Value = serde_json::from_str(&text(&res)).unwrap();
+    assert_eq!(doc["format"], "stagedoor.fan-export/1");
+    assert_eq!(doc["controller"]["artist_id"], "a1");
+    let fan = &doc["fan"];
+    assert_eq!(fan["id"], "f1");
+    assert_eq!(fan["email"], "=sum(a1)@example.com");
+    assert_eq!(fan["status"], "subscribed");
+    assert_eq!(fan["restricted_since"], serde_json::Value::Null);
+    assert_eq!(fan["location"], serde_json::json!({ "country": "SE", "region": "Östergötland", "city": "Linköping", "eu": true }));
+    assert_eq!(fan["source_page"], serde_json::json!({ "slug": "tour", "title": "Tour news" }));
+    assert_eq!(fan["consent_version"], "v1");
+    assert_eq!(fan["created_at"], "2026-01-01T00:00:00Z");
+    assert_eq!(fan["updated_at"], "2026-01-01T00:00:00Z");
+    let history = doc["consent_history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    // The fixture's hash is not the page's wording: no text, hash kept.
+    assert_eq!(history[0]["consent_hash"], "abc");
+    assert_eq!(history[0]["consent_text_held"], false);
+    assert_eq!(history[0]["consent_text"], serde_json::Value::Null);
+    assert_eq!(history[1]["kind"], "confirm");
+    assert_eq!(history[1]["method"], "link");
+    assert_eq!(history[1]["at"], "2026-01-01T00:01:00Z");
+    assert_eq!(history[1]["page"], serde_json::json!({ "slug": "tour", "title": "Tour news" }));
+    assert_eq!(history[1]["consent_text"], "Send me tour news.");
+    assert_eq!(doc["mail"], serde_json::json!([{ "kind": "confirm", "at": "2026-01-01T00:00:30Z" }]));
+    // The download is the same document, as an attachment.
+    let dl = b.get(&w.env, "/app/fans/f1/export.json");
+    assert_eq!(dl.status(), 200);
+    assert!(dl.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"fan-f1-"));
+    let again: serde_json::Value = serde_json::from_str(&text(&dl)).unwrap();
+    assert_eq!(again["fan"], doc["fan"]);
+    assert!(text(&b.get(&w.env, "/app/fans/f1")).contains("/app/fans/f1/export.json"), "linked from the fan's page");
+    // Another artist's fan, or none: 404.
+    assert_eq!(b.get(&w.env, "/api/v1/app/fans/f3/export").status(), 404);
+    assert_eq!(b.get(&w.env, "/app/fans/f3/export.json").status(), 404);
+    assert_eq!(b.get(&w.env, "/app/fans/nope/export.json").status(), 404);
+}
+
+#[test]
+fn erasure_asks_first_then_removes_everything_in_one_batch() {
+    let w = world();
+    w.env
+        .db
+        .conn()
+        .execute_batch(
+            "INSERT INTO mail_log (fan_id, artist_id, kind, at) VALUES ('f1', 'a1', 'confirm', 1); INSERT INTO fan_restrictions VALUES ('f1', 'a1', 1, 'u1');",
+        )
+        .unwrap();
+    let mut member = Browser::new();
+    member.sign_in(&w, "member@nova.example");
+    let csrf = member.csrf(&w.env);
+    assert_eq!(member.get(&w.env, "/app/fans/f1/erase").status(), 403);
+    assert_eq!(member.post(&w.env, "/app/fans/f1/erase", &format!("csrf={csrf}&confirm=erase")).status(), 403);
+    let mut other = Browser::new();
+    other.sign_in(&w, "owner@other.example");
+    let ocsrf = other.csrf(&w.env);
+    assert_eq!(other.get(&w.env, "/app/fans/f1/erase").status(), 404);
+    assert_eq!(other.post(&w.env, "/app/fans/f1/erase", &format!("csrf={ocsrf}&confirm=erase")).status(), 404);
+
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let form = text(&b.get(&w.env, "/app/fans/f1/erase"));
+    assert!(form.contains("name=\"confirm\"") && form.contains("cannot be undone"));
+    for bad in ["", "&confirm=yes"] {
+        let res = b.post(&w.env, "/app/fans/f1/erase", &format!("csrf={csrf}{bad}"));
+        assert_eq!(res.status(), 422);
+        assert!(text(&res).contains("id=\"err-confirm\"") && text(&res).contains("Nothing was erased"));
+    }
+    assert_eq!(count(&w, "SELECT count(*) FROM fans WHERE id = 'f1'"), 1);
+    let res = b.post(&w.env, "/app/fans/f1/erase", &format!("csrf={csrf}&confirm=erase"));
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    for table in ["fans WHERE id", "consent_events WHERE fan_id", "mail_log WHERE fan_id", "fan_restrictions WHERE fan_id"] {
+        assert_eq!(count(&w, &format!("SELECT count(*) FROM {table} = 'f1'")), 0, "{table}");
+    }
+    assert_eq!(count(&w, "SELECT count(*) FROM fans"), 2, "only that fan");
+    let (artist, by, method): (String, String, String) =
+        w.env.db.conn().query_row("SELECT artist_id, by_user, method FROM erasures", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((artist.as_str(), by.as_str(), method.as_str()), ("a1", "u1", "artist"));
+    assert_eq!(b.get(&w.env, "/app/fans/f1").status(), 404);
+    assert_eq!(b.post(&w.env, "/app/fans/f1/erase", &format!("csrf={csrf}&confirm=erase")).status(), 404, "a repeat finds nothing");
+}
+
+#[test]
+fn foreign_keys_cascade_and_freed_pages_are_overwritten_natively() {
+    let w = world();
+    assert_eq!(count(&w, "PRAGMA foreign_keys"), 1);
+    assert_eq!(count(&w, "PRAGMA secure_delete"), 1);
+    w.env.db.conn().execute("DELETE FROM fans WHERE id = 'f2'", []).unwrap();
+    assert_eq!(count(&w, "SELECT count(*) FROM consent_events WHERE fan_id = 'f2'"), 0, "cascaded");
+}
+
+#[test]
+fn restriction_leaves_fan_out_of_exports_and_is_recorded() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let res = b.post(&w.env, "/app/fans/f1/restrict", &format!("csrf={csrf}"));
+    assert_eq!((res.status().as_u16(), location(&res)), (303, "/app/fans/f1?did=restricted"));
+    assert_eq!(b.post(&w.env, "/app/fans/f1/restrict", &format!("csrf={csrf}")).status(), 303, "a repeat is harmless");
+    assert_eq!(count(&w, "SELECT count(*) FROM fan_restrictions WHERE fan_id = 'f1' AND by_user = 'u1'"), 1);
+    assert_eq!(count(&w, "SELECT count(*) FROM consent_events WHERE fan_id = 'f1' AND kind = 'restrict' AND method = 'artist'"), 1, "recorded once");
+    assert!(!text(&b.get(&w.env, "/app/fans.csv")).contains("sum(a1)"), "CSV leaves it out");
+    assert!(!text(&b.get(&w.env, "/api/v1/app/fans")).contains("sum(a1)"), "API list leaves it out");
+    assert!(text(&b.get(&w.env, "/app/fans")).contains("restricted"), "the dashboard list still shows it, marked");
+    let page = text(&b.get(&w.env, "/app/fans/f1?did=restricted"));
+    assert!(page.contains("Lift the restriction") && page.contains("Restricted."));
+    let doc: serde_json::Value = serde_json::from_str(&text(&b.get(&w.env, "/api/v1/app/fans/f1/export"))).unwrap();
+    assert!(doc["fan"]["restricted_since"].is_string() && doc["consent_history"][1]["kind"] == "restrict");
+    // Members can't; another artist gets 404.
+    let mut m = Browser::new();
+    m.sign_in(&w, "member@nova.example");
+    let mcsrf = m.csrf(&w.env);
+    assert_eq!(m.post(&w.env, "/app/fans/f1/unrestrict", &format!("csrf={mcsrf}")).status(), 403);
+    let mut o = Browser::new();
+    o.sign_in(&w, "owner@other.example");
+    let ocsrf = o.csrf(&w.env);
+    for path in ["/app/fans/f1/unrestrict", "/app/fans/f2/restrict"] {
+        assert_eq!(o.post(&w.env, path, &format!("csrf={ocsrf}")).status(), 404, "{path}");
+    }
+    assert_eq!(b.post(&w.env, "/app/fans/f1/unrestrict", &format!("csrf={csrf}")).status(), 303);
+    assert_eq!(count(&w, "SELECT count(*) FROM fan_restrictions"), 0);
+    assert_eq!(count(&w, "SELECT count(*) FROM consent_events WHERE fan_id = 'f1' AND kind = 'unrestrict'"), 1);
+    assert!(text(&b.get(&w.env, "/app/fans.csv")).contains("sum(a1)"), "back in the CSV once lifted");
+}
+
+#[test]
+fn rectification_reencrypts_reindexes_and_refuses_a_taken_address() {
+    let w = world();
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csrf = b.csrf(&w.env);
+    let form = text(&b.get(&w.env, "/app/fans/f2/edit"));
+    assert!(form.contains("value=\"b@example.com\"") && form.contains("value=\"Austin\""));
+    let bad = b.post(&w.env, "/app/fans/f2/edit", &format!("csrf={csrf}&email=nope&country=Sweden&city=Austin"));
+    assert_eq!(bad.status(), 422);
+    assert!(text(&bad).contains("id=\"err-email\"") && text(&bad).contains("id=\"err-country\""));
+    let taken = b.post(&w.env, "/app/fans/f1/edit", &format!("csrf={csrf}&email=B%40example.com&country=SE&city=Link%C3%B6ping"));
+    assert_eq!(taken.status(), 409);
+    assert!(text(&taken).contains("already has this address"));
+    let ok = b.post(&w.env, "/app/fans/f2/edit", &format!("csrf={csrf}&email=new%40example.com&country=de&region=&city=Berlin"));
+    assert_eq!((ok.status().as_u16(), location(&ok)), (303, "/app/fans/f2?did=corrected"));
+    let (enc, hash, country, city, eu): (String, String, String, String, i64) = w
+        .env
+        .db
+        .conn()
+        .query_row("SELECT email_enc, email_hash, country, city, eu FROM fans WHERE id = 'f2'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap();
+    assert_eq!(keys().decrypt_fan_email(&enc, "a1", "f2").unwrap(), "new@example.com");
+    assert_eq!(hash, keys().blind_index("a1", "new@example.com"));
+    assert_eq!((country.as_str(), city.as_str(), eu), ("DE", "Berlin", 1));
+    assert_eq!(
+        count(&w, "SELECT count(*) FROM consent_events WHERE fan_id = 'f2' AND kind IN ('rectify-address', 'rectify-location') AND method = 'artist'"),
+        2
+    );
+    assert!(text(&b.get(&w.env, "/app/fans?email=new%40example.com")).contains("new@example.com"), "found by the new index");
+    // Another artist's fan: 404, nothing changed.
+    let mut o = Browser::new();
+    o.sign_in(&w, "owner@other.example");
+    let ocsrf = o.csrf(&w.env);
+    assert_eq!(o.get(&w.env, "/app/fans/f2/edit").status(), 404);
+    assert_eq!(o.post(&w.env, "/app/fans/f2/edit", &format!("csrf={ocsrf}&email=x%40example.com")).status(), 404);
+}

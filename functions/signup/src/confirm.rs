@@ -24,11 +24,13 @@ pub const CONFIRM_TTL_SECS: u32 = 7 * 24 * 3600;
 
 // Reserves a send slot atomically, as the last statement of the signup's
 // batch (`store::record_signup`): at most 1 in 10 minutes, 3 in a day, and
-// only while the fan is pending; the fan's id comes back when a slot was
-// taken. Run for every address, pending or not, so both cases do the same
-// work. ?1 artist, ?2 blind index, ?3 now (ms).
+// only while the fan is pending and not restricted (schema/0009: a
+// restricted fan gets no mail until the artist lifts it); the fan's id
+// comes back when a slot was taken. Run for every address, pending or not,
+// so both cases do the same work. ?1 artist, ?2 blind index, ?3 now (ms).
 pub const RESERVE: &str = "INSERT INTO mail_log (fan_id, artist_id, kind, at) SELECT f.id, f.artist_id, 'confirm', ?3 FROM fans f \
      WHERE f.artist_id = ?1 AND f.email_hash = ?2 AND f.status = 'pending' \
+     AND NOT EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id) \
      AND (SELECT count(*) FROM mail_log m WHERE m.fan_id = f.id AND m.kind = 'confirm' AND m.at > ?3 - 600000) < 1 \
      AND (SELECT count(*) FROM mail_log m WHERE m.fan_id = f.id AND m.kind = 'confirm' AND m.at > ?3 - 86400000) < 3 \
      RETURNING fan_id";

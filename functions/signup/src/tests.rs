@@ -382,6 +382,23 @@ fn confirmation_mail_is_capped_per_address() {
 }
 
 #[test]
+fn a_restricted_fan_gets_no_confirmation_mail_until_lifted() {
+    let (env, rec) = env_with_mail();
+    let body = r#"{"page":"doi","email":"held@example.com","consent":true}"#;
+    assert_eq!(json(&env, body).status(), 200);
+    assert_eq!(rec.requests().len(), 1);
+    // The artist restricts the fan (functions/dashboard/src/rights.rs).
+    env.db.conn().execute_batch("INSERT INTO fan_restrictions (fan_id, artist_id, since, by_user) SELECT id, artist_id, 0, 'u1' FROM fans").unwrap();
+    env.advance_secs(601);
+    assert_eq!(json(&env, body).status(), 200, "the same answer either way");
+    assert_eq!(rec.requests().len(), 1, "no mail while restricted");
+    assert_eq!(count(&env, "SELECT count(*) FROM mail_log"), 1, "no slot taken");
+    env.db.conn().execute_batch("DELETE FROM fan_restrictions").unwrap();
+    assert_eq!(json(&env, body).status(), 200);
+    assert_eq!(rec.requests().len(), 2, "mail again once lifted");
+}
+
+#[test]
 fn confirm_link_get_shows_button_post_confirms_once() {
     let (env, rec) = env_with_mail();
     json(&env, r#"{"page":"doi","email":"c@example.com","consent":true}"#);

@@ -57,3 +57,10 @@ macro_rules! export {
 macro_rules! export {
     ($handler:path) => {};
 }
+
+/// Set on every connection the native and Spin adapters open. SQLite
+/// leaves foreign keys off per connection, so the schema's `ON DELETE
+/// CASCADE` would otherwise do nothing (D1 turns them on itself), and
+/// `secure_delete` overwrites freed content with zeros, so an erased fan's
+/// ciphertext and blind index do not linger in free pages.
+pub const CONNECTION_PRAGMAS: &[&str] = &["PRAGMA foreign_keys = ON", "PRAGMA secure_delete = ON"];

@@ -29,6 +29,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_capture_page_checks.sql", include_str!("../../../schema/0006_capture_page_checks.sql")),
     ("0007_link_stats_referrer_cap.sql", include_str!("../../../schema/0007_link_stats_referrer_cap.sql")),
     ("0008_rate_windows.sql", include_str!("../../../schema/0008_rate_windows.sql")),
+    ("0009_fan_rights.sql", include_str!("../../../schema/0009_fan_rights.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -58,6 +59,9 @@ impl SqliteDb {
     }
 
     fn migrated(conn: rusqlite::Connection) -> Result<SqliteDb, Error> {
+        for pragma in super::CONNECTION_PRAGMAS {
+            conn.execute_batch(pragma).map_err(db_err)?;
+        }
         for (_, sql) in MIGRATIONS {
             conn.execute_batch(sql).map_err(db_err)?;
         }

@@ -191,6 +191,10 @@ impl SpinDb {
             return Ok(c);
         }
         let c = sqlite::Connection::open_default().map_err(|e| err("sqlite open", e))?;
+        // Per connection, as SQLite wants them (see CONNECTION_PRAGMAS).
+        for pragma in super::CONNECTION_PRAGMAS {
+            c.execute(pragma, &[]).map_err(|e| err("sqlite pragma", e))?;
+        }
         Ok(self.0.get_or_init(|| c))
     }
 
