@@ -24,7 +24,7 @@ header form{margin-left:auto}main{max-width:72rem;margin:0 auto;padding:1rem}mai
 h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}\
 label{display:block;font-weight:600;margin:.5rem 0 .2rem}input,select{font:inherit;color:inherit;background:var(--card);border:1px solid var(--muted);border-radius:.35rem;padding:.5rem;width:100%;max-width:24rem}\
 input[type=checkbox]{width:auto}button,.button{font:inherit;display:inline-block;border:0;border-radius:.35rem;padding:.55rem 1rem;background:var(--accent);color:var(--accent-fg);cursor:pointer;text-decoration:none;margin:.5rem 0}\
-button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}button.danger{background:var(--err);color:var(--bg)}\
+button.secondary{background:transparent;color:var(--accent);border:1px solid var(--accent)}button.danger,a.button.danger{background:var(--err);color:var(--bg)}\
 .filters{display:grid;grid-template-columns:repeat(auto-fill,minmax(10rem,1fr));gap:.25rem 1rem;align-items:end;padding:.75rem;border:1px solid var(--line);border-radius:.5rem;background:var(--card)}\
 .filters div{min-width:0}.actions{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}\
 .table{overflow-x:auto}table{border-collapse:collapse;width:100%;background:var(--card)}th,td{text-align:left;padding:.45rem .6rem;border-bottom:1px solid var(--line);vertical-align:top}th{font-size:.85rem;color:var(--muted)}\
@@ -37,7 +37,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{color:v
 
 /// The stylesheet's address carries a hash of its content, so it can be
 /// cached for a year and still change on the next deploy (pinned by a test).
-pub const CSS_PATH: &str = "/app/assets/app-240de50b.css";
+pub const CSS_PATH: &str = "/app/assets/app-b3406093.css";
 
 /// Which section the navigation marks as current.
 #[derive(Clone, Copy, PartialEq, Eq)]
