@@ -1,16 +1,17 @@
 //! Reading capture pages and recording signups.
 //!
-//! A signup is one atomic batch, one database round trip, that (1) counts
-//! the client's and the page's rate-limit windows (a full one fails the
-//! batch, see `shared::ratelimit`), (2) inserts the fan unless the
-//! artist already has this address, (3) appends a consent event for a new
-//! fan, (4) appends one for an existing fan whose state changes, (5)
-//! applies that change, and (6) reserves a confirmation mail if the fan
+//! A signup is one atomic batch, one database round trip, of five
+//! statements that (1) count the client's and the page's rate-limit
+//! windows (a full one fails the batch, see `shared::ratelimit`), (2)
+//! insert the fan unless the artist already has this address, (3) append a
+//! consent event for a new fan or for an existing one whose state changes,
+//! (4) apply that change, and (5) reserve a confirmation mail if the fan
 //! ends up pending. The unique (artist_id, email_hash) constraint makes
 //! concurrent duplicates collapse into one row, and an unchanged re-signup
 //! writes nothing but its counters.
 
 use std::rc::Rc;
+use std::sync::OnceLock;
 
 use shared::cache::TtlCache;
 use shared::crypto::{self, Keys};
@@ -129,10 +130,6 @@ const INSERT_FAN: &str = "INSERT INTO fans (id, artist_id, email_enc, email_hash
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, CASE WHEN ?5 = 'subscribed' THEN ?12 END, ?12) \
      ON CONFLICT (artist_id, email_hash) DO NOTHING";
 
-const EVENT_FOR_NEW: &str = "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
-     SELECT ?1, id, artist_id, CASE WHEN status = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, ?5, ?6 \
-     FROM fans WHERE id = ?7";
-
 // For an existing fan: a subscribed fan stays subscribed (a double opt-in
 // page never demotes them to pending); one who unsubscribed, bounced or
 // complained comes back only through double opt-in, whatever the page
@@ -142,25 +139,36 @@ const EVENT_FOR_NEW: &str = "INSERT INTO consent_events (id, fan_id, artist_id, 
 const NEXT_STATUS: &str = "CASE WHEN status = 'subscribed' THEN 'subscribed' \
      WHEN status IN ('unsubscribed', 'bounced', 'complained') THEN 'pending' ELSE ?5 END";
 
-fn event_for_existing() -> String {
-    format!(
-        "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
-         SELECT ?1, id, artist_id, CASE WHEN {NEXT_STATUS} = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, \
-         CASE WHEN {NEXT_STATUS} = 'pending' THEN 'double' ELSE ?6 END, ?7 \
-         FROM fans WHERE artist_id = ?8 AND email_hash = ?9 AND id <> ?10 \
-         AND ({NEXT_STATUS} <> status OR consent_version <> ?3)"
-    )
+/// The consent event: for the fan this signup inserted (`id = ?10`; for
+/// it `NEXT_STATUS` is its own status, so kind and method come out as the
+/// page gives them), or for an existing fan whose status or consent
+/// version changes. The address is unique per artist, so at most one row
+/// matches. Runs before `update_existing`, which it reads the old state of.
+fn event_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
+             SELECT ?1, id, artist_id, CASE WHEN {NEXT_STATUS} = 'subscribed' THEN 'subscribe' ELSE 'request' END, ?2, ?3, ?4, \
+             CASE WHEN {NEXT_STATUS} = 'pending' THEN 'double' ELSE ?6 END, ?7 \
+             FROM fans WHERE artist_id = ?8 AND email_hash = ?9 \
+             AND (id = ?10 OR {NEXT_STATUS} <> status OR consent_version <> ?3)"
+        )
+    })
 }
 
-fn update_existing() -> String {
-    format!(
-        "UPDATE fans SET \
+fn update_existing() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "UPDATE fans SET \
          subscribed_at = CASE WHEN status <> 'subscribed' AND {NEXT_STATUS} = 'subscribed' THEN ?7 ELSE subscribed_at END, \
          status = {NEXT_STATUS}, consent_version = ?3, source_page_id = ?2, \
          country = ?11, region = ?12, city = ?13, eu = ?14, updated_at = ?7 \
          WHERE artist_id = ?8 AND email_hash = ?9 AND id <> ?10 \
          AND ({NEXT_STATUS} <> status OR consent_version <> ?3)"
-    )
+        )
+    })
 }
 
 /// What a recorded signup asks of the caller.
@@ -183,7 +191,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     let enc = keys.encrypt(email.as_str().as_bytes(), crypto::fan_email_context(&page.artist_id, &fan_id).as_bytes())?;
     let place = env.place();
     let eu = place.is_eu();
-    let (event_new, event_existing) = (random_id(env)?, random_id(env)?);
+    let event_id = random_id(env)?;
     let (country, region, city) = (place.country.as_deref(), place.region.as_deref(), place.city.as_deref());
 
     let insert = [
@@ -200,17 +208,8 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
         Param::Text(&page.consent_version),
         Param::Int(now),
     ];
-    let new_event = [
-        Param::Text(&event_new),
-        Param::Text(&page.id),
-        Param::Text(&page.consent_version),
-        Param::Text(&page.consent_hash),
-        Param::Text(method),
-        Param::Int(now),
-        Param::Text(&fan_id),
-    ];
     let existing = [
-        Param::Text(&event_existing),
+        Param::Text(&event_id),
         Param::Text(&page.id),
         Param::Text(&page.consent_version),
         Param::Text(&page.consent_hash),
@@ -227,15 +226,13 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     ];
     let reserve = [Param::Text(&page.artist_id), Param::Text(&hash), Param::Int(now)];
     let windows = Window::params_pair(limits[0], limits[1]);
-    let (event_sql, update_sql) = (event_for_existing(), update_existing());
     let result = env
         .db()
         .batch(&[
             Window::stmt_pair(&windows),
             Stmt::new(INSERT_FAN, &insert),
-            Stmt::new(EVENT_FOR_NEW, &new_event),
-            Stmt::new(&event_sql, &existing[..10]),
-            Stmt::new(&update_sql, &existing),
+            Stmt::new(event_sql(), &existing[..10]),
+            Stmt::new(update_existing(), &existing),
             Stmt::new(crate::confirm::RESERVE, &reserve),
         ])
         .await;
