@@ -1,6 +1,7 @@
 # Stagedoor: every developer task is a make target.
 #   make dev       build all functions, run them on local Workers (wrangler dev, D1 + KV)
 #   make dev-spin  the same on the Spin test host (SQLite + key-value files in .spin/)
+#   make jobs      run the scheduled jobs (retention) once against the local Workers state
 #   make test      native tests, then the end-to-end suite on both runtimes
 #   make bench     sizes, req/s and latency per route vs baselines (bench/results/latest.md)
 #   make soak      10,000 concurrent signups + a 200 burst on both runtimes: no loss, no duplicates, exact limits
@@ -15,7 +16,7 @@ SHELL := bash
 # library in Cargo.lock (checked by shared/tests/tidy.rs).
 WASM_BINDGEN_VERSION := 0.2.130
 
-FUNCTIONS := signup unsubscribe links dashboard
+FUNCTIONS := signup unsubscribe links dashboard jobs
 PORT ?= 8787
 SPIN_PORT ?= 3000
 
@@ -36,7 +37,7 @@ export WRANGLER_LOG_PATH := $(CURDIR)/.wrangler/logs
 
 .PHONY: help tools rust-targets wasm-bindgen npm geo-test-data geo-data \
         build build-workers build-workers-dev build-spin spin-host secrets migrate \
-        dev dev-spin dev-link admin artist api-token test lint test-js test-native test-browser test-e2e soak fuzz bench bench-spin-baseline clean
+        dev dev-spin jobs dev-link admin artist api-token test lint test-js test-native test-browser test-e2e soak fuzz bench bench-spin-baseline clean
 
 help:
 	@grep -E '^#   make' Makefile | sed 's/^#   //'
@@ -102,7 +103,8 @@ secrets:
 	@key() { head -c32 /dev/urandom | base64; }; \
 	grep -q '^DATA_KEYS=' .wrangler/dev-secrets || echo "DATA_KEYS=k1:$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^INDEX_KEY=' .wrangler/dev-secrets || echo "INDEX_KEY=$$(key)" >> .wrangler/dev-secrets; \
-	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets
+	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets; \
+	grep -q '^JOBS_SECRET=' .wrangler/dev-secrets || echo "JOBS_SECRET=$$(head -c32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >> .wrangler/dev-secrets
 	@# Local only: shipped config has no http:// origin (mail links carry tokens).
 	@grep -q '^PUBLIC_BASE_URL=' .wrangler/dev-secrets || echo "PUBLIC_BASE_URL=http://localhost:$(PORT)" >> .wrangler/dev-secrets
 	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
@@ -161,8 +163,19 @@ dev-spin: build-spin spin-host geo-data secrets
 	@echo
 	set -a; source .wrangler/dev-secrets; set +a; \
 	SPIN_VARIABLE_PUBLIC_BASE_URL=http://localhost:$(SPIN_PORT) SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
-	$(SPIN_HOST) --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin --sqlite @schema/spin/wal.sql \
+	SPIN_VARIABLE_JOBS_SECRET="$$JOBS_SECRET" \
+	$(SPIN_HOST) --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin --sqlite @schema/spin/wal.sql --cron /jobs/run=60 \
 	  $(foreach f,$(sort $(wildcard schema/*.sql)),--sqlite @$(f)) --sqlite @tools/seed-demo.sql
+
+# The scheduled jobs once, by hand, against the local Workers state
+# (.wrangler/state): through the running `make dev` when there is one,
+# else a short-lived wrangler dev of the jobs Worker alone. Either way the
+# jobs Worker's `scheduled` handler runs, as a Cron Trigger runs it; its
+# report is the JSON line in wrangler's output. On Spin the jobs run every
+# minute under `make dev-spin`; by hand:
+#   curl -X POST -H "Authorization: Bearer $$JOBS_SECRET" http://localhost:3000/jobs/run
+jobs: npm secrets migrate
+	@tools/run-jobs.sh $(PORT) $(STATE)
 
 # An artist API token for /api/v1/app/links, printed once: only its SHA-256
 # is stored. `make api-token ARTIST=<artist id>` (default demo-artist) on the

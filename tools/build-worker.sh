@@ -39,8 +39,12 @@ if [ "$opt" != --no-opt ]; then
 fi
 
 cp tools/worker-shim.js "$tmp/shim.js"
+# A Worker gets a `scheduled` handler only when the module exports one
+# (shared::export_scheduled!); elsewhere the shim's block is dropped.
+scheduled=false
+if grep -q '^export function scheduled(' "$tmp/index.js"; then scheduled=true; fi
 (cd "$tmp" && "$ESBUILD_BIN" --log-level=warning --external:./index_bg.wasm --external:'cloudflare:*' \
-  --format=esm --bundle --minify ./shim.js --outfile=index.js --allow-overwrite)
+  --define:STAGEDOOR_SCHEDULED=$scheduled --format=esm --bundle --minify ./shim.js --outfile=index.js --allow-overwrite)
 # The glue imports the module in the source phase; the runtime takes the
 # plain import of a .wasm as the compiled module.
 sed -i 's/import source /import /' "$tmp/index.js"

@@ -35,7 +35,7 @@ function rethrow(e) {
   throw e;
 }
 
-export default {
+const handlers = {
   fetch(request, env, ctx) {
     freshAfterCrash();
     let res;
@@ -49,3 +49,21 @@ export default {
     return res instanceof Promise ? res.catch(rethrow) : res;
   },
 };
+
+// Cron Triggers, for a function built with `shared::export_scheduled!`
+// (functions/jobs): tools/build-worker.sh defines STAGEDOOR_SCHEDULED as
+// true when the module exports `scheduled` and false otherwise, so the
+// bundler drops this block from every other Worker. (Unbundled, as in the
+// node tests, it is read from the global scope.)
+if (typeof STAGEDOOR_SCHEDULED !== "undefined" && STAGEDOOR_SCHEDULED) {
+  handlers.scheduled = (controller, env, ctx) => {
+    freshAfterCrash();
+    try {
+      return wasm.scheduled(controller, env, ctx).catch(rethrow);
+    } catch (e) {
+      rethrow(e);
+    }
+  };
+}
+
+export default handlers;

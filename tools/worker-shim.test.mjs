@@ -93,3 +93,37 @@ test("a trap reported as an uncaught error event resets too", () => {
   worker.fetch({}, {}, {});
   assert.equal(glue.resets, before + 1);
 });
+
+test("a module without a scheduled export gives the Worker none", () => {
+  assert.equal(worker.scheduled, undefined);
+});
+
+test("a scheduled export is handed controller, env and ctx, and its failure is rethrown", async () => {
+  // A second glue that exports `scheduled` too (shared::export_scheduled!).
+  const dir2 = mkdtempSync(join(tmpdir(), "worker-shim-scheduled-"));
+  writeFileSync(
+    join(dir2, "index.js"),
+    `export const glue = { state: { criticalError: false, instanceId: 1 }, resets: 0, run: null };
+export function __worker_init_state() { return glue.state; }
+export function __wbg_reset_state() { glue.resets++; }
+export function fetch() { return null; }
+export function scheduled(c, env, ctx) { return glue.run(c, env, ctx); }
+`,
+  );
+  copyFileSync(new URL("./worker-shim.js", import.meta.url), join(dir2, "shim.js"));
+  // What tools/build-worker.sh defines for such a module.
+  globalThis.STAGEDOOR_SCHEDULED = true;
+  const { glue: g } = await import(pathToFileURL(join(dir2, "index.js")));
+  const { default: w } = await import(pathToFileURL(join(dir2, "shim.js")));
+  delete globalThis.STAGEDOOR_SCHEDULED;
+  const controller = { cron: "* * * * *" }, env = {}, ctx = {};
+  g.run = async (...args) => {
+    assert.deepEqual(args.map((a, i) => a === [controller, env, ctx][i]), [true, true, true]);
+  };
+  await w.scheduled(controller, env, ctx);
+  g.run = async () => { throw trap(); };
+  await assert.rejects(w.scheduled(controller, env, ctx), WebAssembly.RuntimeError);
+  g.run = async () => {};
+  await w.scheduled(controller, env, ctx);
+  assert.equal(g.resets, 1, "the run after a trap starts on a fresh instance");
+});

@@ -134,6 +134,13 @@ pub trait Env {
 
     /// Logs a server-side fault. Never pass personal data here.
     fn log_error(&self, msg: &str);
+
+    /// Logs an operational line (a scheduled job's report). Never pass
+    /// personal data here. Every adapter writes it to its ordinary log;
+    /// the default (for test doubles) goes where errors go.
+    fn log_info(&self, msg: &str) {
+        self.log_error(msg);
+    }
 }
 
 /// Runs `stmts` in order, stopping at the first failure: what adapters do

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod cache;
 pub mod crypto;
+pub mod date;
 pub mod email;
 pub mod env;
 pub mod error;

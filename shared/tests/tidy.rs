@@ -73,11 +73,20 @@ fn every_function_is_wired_on_both_platforms() {
     for f in functions() {
         let dir = format!("functions/{f}");
         let lib = read(format!("{dir}/src/lib.rs"));
-        assert!(lib.contains("shared::export!("), "{dir}: no shared::export! entry point");
+        let scheduled = lib.contains("shared::export_scheduled!(");
+        assert!(scheduled || lib.contains("shared::export!("), "{dir}: no shared::export! entry point");
         let wrangler = read(format!("{dir}/wrangler.toml"));
         assert!(wrangler.contains(&format!("name = \"stagedoor-{f}\"")), "{dir}/wrangler.toml: name");
-        assert!(root_wrangler.contains(&format!("service = \"stagedoor-{f}\"")), "wrangler.toml: no service binding for {f}");
-        assert!(router.contains(&format!("\"{}\"", f.to_uppercase())), "router/index.js: no route to {f}");
+        if scheduled {
+            // Scheduled work (functions/jobs): a Cron Trigger, and no
+            // public route through the front door.
+            assert!(wrangler.contains("[triggers]\ncrons = ["), "{dir}/wrangler.toml: a scheduled function needs [triggers] crons");
+            assert!(!root_wrangler.contains(&format!("service = \"stagedoor-{f}\"")), "wrangler.toml: {f} is scheduled, not routed");
+            assert!(!router.contains(&format!("\"{}\"", f.to_uppercase())), "router/index.js: {f} is scheduled, not routed");
+        } else {
+            assert!(root_wrangler.contains(&format!("service = \"stagedoor-{f}\"")), "wrangler.toml: no service binding for {f}");
+            assert!(router.contains(&format!("\"{}\"", f.to_uppercase())), "router/index.js: no route to {f}");
+        }
         assert!(spin.contains(&format!("[component.{f}]")), "spin.toml: no component {f}");
         assert!(spin.contains(&format!("target/wasm32-wasip2/release/{f}.wasm")), "spin.toml: source for {f}");
         let listed = makefile.lines().find(|l| l.starts_with("FUNCTIONS :=")).unwrap_or("");

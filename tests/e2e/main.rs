@@ -9,6 +9,7 @@ mod badinput;
 mod cases;
 mod dashboard;
 mod email;
+mod jobs;
 mod links;
 mod runtime;
 mod soak;
@@ -33,7 +34,15 @@ fn main() {
     let mut trials = Vec::new();
     for (name, started) in [("workers", &workers), ("spin", &spin)] {
         let target = started.as_ref().map(|(_, t)| Arc::clone(t)).map_err(Clone::clone);
-        let all = cases::ALL.iter().chain(email::ALL).chain(links::ALL).chain(dashboard::ALL).chain(soak::ALL).chain(badinput::ALL).chain(cases::FINAL);
+        let all = cases::ALL
+            .iter()
+            .chain(email::ALL)
+            .chain(links::ALL)
+            .chain(dashboard::ALL)
+            .chain(soak::ALL)
+            .chain(badinput::ALL)
+            .chain(jobs::ALL)
+            .chain(cases::FINAL);
         for &(case, f) in all {
             let target = target.clone();
             trials.push(Trial::test(format!("{name}::{case}"), move || match &target {

@@ -23,6 +23,8 @@ pub const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 pub const TOKEN_KEY_OLD: &str = "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 pub const TOKEN_KEY_NEW: &str = "t2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=";
 pub const PUBLIC_BASE: &str = "https://fans.e2e.example";
+/// The operator's secret for the jobs route (Spin: `POST /jobs/run`).
+pub const JOBS_SECRET: &str = "e2e-jobs-secret-6d1c0b";
 
 /// Where a runtime keeps its files under `target/e2e/`, and settings that
 /// differ from the suite's (the soak's raised page limit).
@@ -57,6 +59,7 @@ fn base_settings(mail_url: &str) -> Vec<(&'static str, String)> {
         ("email_api_base", mail_url.to_owned()),
         ("email_api_key", "re_e2e_key".to_owned()),
         ("email_from", "E2E Band <news@e2e.example>".to_owned()),
+        ("jobs_secret", JOBS_SECRET.to_owned()),
     ]
 }
 
@@ -334,6 +337,48 @@ impl Target {
         }
         let req = b.body(body.to_vec()).map_err(|e| e.to_string())?;
         shared::adapters::native::http1_fetch(req).map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    /// Workers only: runs `worker`'s `scheduled` handler once, as a Cron
+    /// Trigger does, on this runtime's state, and returns wrangler's answer
+    /// (200 once the handler succeeded, 500 if it failed) and its log.
+    /// wrangler dev's trigger endpoint reaches only the first Worker of a
+    /// session (here the front door), so the Worker gets a short session
+    /// of its own, on the same files, with its own dev registry.
+    pub fn run_scheduled(&self, worker: &str) -> Result<(http::Response<Vec<u8>>, String), String> {
+        let root = root();
+        let dir = self.state.parent().ok_or("no state dir")?;
+        let config = dir.join("config").join(worker).join("wrangler.toml");
+        let log_path = dir.join(format!("scheduled-{worker}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let port = free_port();
+        let child = wrangler(&root, &dir.join(format!("registry-{worker}")))
+            .arg("dev")
+            .arg("-c")
+            .arg(&config)
+            .args(["--ip", "127.0.0.1", "--port", &port.to_string(), "--show-interactive-dev-session=false", "--log-level", "log"])
+            .arg("--persist-to")
+            .arg(&self.state)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("wrangler dev ({worker}): {e}"))?;
+        let server = Server(child);
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while get(&format!("{base}/")).is_err() {
+            if Instant::now() > deadline {
+                return Err(format!("wrangler dev ({worker}) did not start; see {}", log_path.display()));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let res = get(&format!("{base}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*"))?;
+        // The handler's log line may trail the answer a little.
+        std::thread::sleep(Duration::from_millis(500));
+        drop(server);
+        Ok((res, std::fs::read_to_string(&log_path).unwrap_or_default()))
     }
 
     /// Read-write, for cases that play the part of a job (e.g. erasure).

@@ -230,6 +230,29 @@ where
     }
 }
 
+/// The Workers `scheduled` entry point behind [`crate::export_scheduled!`]
+/// (a Cron Trigger): runs `job` with a platform that has no request (the
+/// client is unknown, `place` empty) and returns its promise; a failed job
+/// rejects it, so the run shows as failed in the platform's cron history.
+pub fn serve_scheduled<F, Fut>(env: worker::Env, ctx: worker::worker_sys::Context, job: F) -> JsValue
+where
+    F: FnOnce(Platform) -> Fut + 'static,
+    Fut: Future<Output = Result<(), Error>> + 'static,
+{
+    future_to_promise(async move {
+        // A stand-in request: nothing reads it on this path (no headers,
+        // no `cf`), and the fetch path's `Platform` stays as it is.
+        let raw = web_sys::Request::new_with_str("https://scheduled.invalid/")?;
+        let platform =
+            Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, country: None };
+        match job(platform).await {
+            Ok(()) => Ok(JsValue::UNDEFINED),
+            Err(e) => Err(js_sys::Error::new(&e.to_string()).into()),
+        }
+    })
+    .into()
+}
+
 /// Builds our request from the head string and, when there is one, the
 /// body (capped at [`MAX_BODY`]).
 async fn read_request((method, uri, headers): Head, raw: &web_sys::Request) -> Result<Request, Error> {
@@ -604,6 +627,9 @@ impl Env for Platform {
     }
     fn log_error(&self, msg: &str) {
         worker::console_error!("{msg}");
+    }
+    fn log_info(&self, msg: &str) {
+        worker::console_log!("{msg}");
     }
 }
 

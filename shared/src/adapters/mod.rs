@@ -58,6 +58,39 @@ macro_rules! export {
     ($handler:path) => {};
 }
 
+/// Like [`crate::export!`], for a function that also runs on a schedule:
+/// `scheduled` (an `async fn(&impl Env) -> Result<(), Error>`) becomes the
+/// Worker's `scheduled` export, which tools/worker-shim.js hands Cron
+/// Triggers to. Spin has no schedule of its own (the function's HTTP route
+/// is called by the platform's scheduler), so there it is `export!`.
+/// Functions without a schedule keep `export!`: their Workers have no
+/// `scheduled` export at all.
+#[cfg(feature = "cloudflare")]
+#[macro_export]
+macro_rules! export_scheduled {
+    ($handler:path, $scheduled:path) => {
+        $crate::export!($handler);
+
+        // The module's `scheduled` export (tools/worker-shim.js).
+        #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = scheduled)]
+        pub fn stagedoor_scheduled(
+            _controller: ::worker::wasm_bindgen::JsValue,
+            env: ::worker::Env,
+            ctx: ::worker::worker_sys::Context,
+        ) -> ::worker::wasm_bindgen::JsValue {
+            $crate::adapters::cloudflare::serve_scheduled(env, ctx, |platform| async move { $scheduled(&platform).await })
+        }
+    };
+}
+
+#[cfg(not(feature = "cloudflare"))]
+#[macro_export]
+macro_rules! export_scheduled {
+    ($handler:path, $scheduled:path) => {
+        $crate::export!($handler);
+    };
+}
+
 /// Set on every connection the native and Spin adapters open. SQLite
 /// leaves foreign keys off per connection, so the schema's `ON DELETE
 /// CASCADE` would otherwise do nothing (D1 turns them on itself), and

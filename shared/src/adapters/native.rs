@@ -30,6 +30,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_link_stats_referrer_cap.sql", include_str!("../../../schema/0007_link_stats_referrer_cap.sql")),
     ("0008_rate_windows.sql", include_str!("../../../schema/0008_rate_windows.sql")),
     ("0009_fan_rights.sql", include_str!("../../../schema/0009_fan_rights.sql")),
+    ("0010_retention.sql", include_str!("../../../schema/0010_retention.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -186,6 +187,8 @@ pub struct NativeEnv {
     pub geo: Vec<mmdb::Mmdb<std::fs::File>>,
     now_ms: StdCell<i64>,
     pub errors: RefCell<Vec<String>>,
+    /// What [`Env::log_info`] logged.
+    pub info: RefCell<Vec<String>>,
 }
 
 impl NativeEnv {
@@ -199,6 +202,7 @@ impl NativeEnv {
             geo: Vec::new(),
             now_ms: StdCell::new(1_767_225_600_000), // 2026-01-01T00:00:00Z
             errors: RefCell::new(Vec::new()),
+            info: RefCell::new(Vec::new()),
         })
     }
 
@@ -293,6 +297,9 @@ impl Env for NativeEnv {
     }
     fn log_error(&self, msg: &str) {
         self.errors.borrow_mut().push(msg.to_owned());
+    }
+    fn log_info(&self, msg: &str) {
+        self.info.borrow_mut().push(msg.to_owned());
     }
 }
 

@@ -405,6 +405,9 @@ impl Env for Platform {
     fn log_error(&self, msg: &str) {
         eprintln!("{msg}");
     }
+    fn log_info(&self, msg: &str) {
+        println!("{msg}");
+    }
 }
 
 fn spin_method(m: &http::Method) -> spin_sdk::http::Method {

@@ -25,18 +25,20 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::WasiHttpView;
 
-const USAGE: &str = "usage: spin-host --from <spin.toml> --listen <ip:port> --state-dir <dir> [--sqlite @<file.sql>]... [--quiet]";
+const USAGE: &str = "usage: spin-host --from <spin.toml> --listen <ip:port> --state-dir <dir> [--sqlite @<file.sql>]... [--cron <path>=<seconds>]... [--quiet]";
 
 struct Args {
     from: PathBuf,
     listen: SocketAddr,
     state_dir: PathBuf,
     sqlite: Vec<PathBuf>,
+    /// `--cron PATH=SECONDS`: POST to PATH every SECONDS (see [`cron`]).
+    cron: Vec<(String, u64)>,
     quiet: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
-    let (mut from, mut listen, mut state_dir, mut sqlite, mut quiet) = (None, None, None, Vec::new(), false);
+    let (mut from, mut listen, mut state_dir, mut sqlite, mut cron, mut quiet) = (None, None, None, Vec::new(), Vec::new(), false);
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -48,6 +50,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 // Like `spin up`, only `@file` scripts; inline SQL is not needed by our tests.
                 sqlite.push(PathBuf::from(v.strip_prefix('@').ok_or("--sqlite expects @<file.sql>")?));
             }
+            "--cron" => {
+                let v = value()?;
+                let (path, secs) = v.split_once('=').ok_or("--cron expects <path>=<seconds>")?;
+                let secs: u64 = secs.parse().ok().filter(|s| *s > 0).ok_or("--cron: seconds must be a positive whole number")?;
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err("--cron: the path must start with / and hold no spaces".into());
+                }
+                cron.push((path.to_owned(), secs));
+            }
             "--quiet" => quiet = true,
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
@@ -58,6 +69,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         listen: listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 3000))), // `spin up`'s default
         state_dir: state_dir.ok_or("--state-dir is required")?,
         sqlite,
+        cron,
         quiet,
     })
 }
@@ -126,6 +138,9 @@ async fn run(args: Args) -> Result<(), String> {
     // Tests wait for exactly this line.
     println!("spin-host listening on http://{local}");
     let _ = std::io::stdout().flush();
+    for (path, secs) in &args.cron {
+        cron(local, path.clone(), *secs, args.quiet);
+    }
 
     let server = Arc::new(Server { app, components, shared });
     loop {
@@ -146,6 +161,40 @@ async fn run(args: Args) -> Result<(), String> {
             }
         });
     }
+}
+
+/// A timer standing in for the platform's scheduler (`spin aka cron`, a
+/// Kubernetes CronJob): every `secs` seconds, `POST path` on our own
+/// listener with `Authorization: Bearer $SPIN_VARIABLE_JOBS_SECRET`, the
+/// way an operator's scheduler calls the jobs route. The first call comes
+/// after one interval. A plain thread and a blocking socket: one small
+/// request a minute needs nothing more.
+fn cron(local: SocketAddr, path: String, secs: u64, quiet: bool) {
+    let secret = std::env::var("SPIN_VARIABLE_JOBS_SECRET").unwrap_or_default();
+    let spawned = std::thread::Builder::new().name(format!("cron {path}")).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(secs));
+        let status = post(local, &path, &secret);
+        if !quiet {
+            match status {
+                Ok(line) => eprintln!("spin-host: cron POST {path}: {line}"),
+                Err(e) => eprintln!("spin-host: cron POST {path}: {e}"),
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        eprintln!("spin-host: cron {e}");
+    }
+}
+
+/// One `POST` with an empty body; the answer's status line.
+fn post(local: SocketAddr, path: &str, secret: &str) -> std::io::Result<String> {
+    use std::io::{BufRead, BufReader};
+    let mut conn = std::net::TcpStream::connect(local)?;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(600)))?;
+    write!(conn, "POST {path} HTTP/1.1\r\nHost: {local}\r\nAuthorization: Bearer {secret}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line)?;
+    Ok(line.trim_end().to_owned())
 }
 
 /// Epoch ticks, as Spin's engine builder: one every 10 ms from a helper thread.
@@ -304,5 +353,24 @@ impl Server {
                 Err(e) => failure(e.to_string()),
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn args(s: &str) -> Result<super::Args, String> {
+        parse_args(s.split_whitespace().map(str::to_owned))
+    }
+
+    #[test]
+    fn cron_takes_a_path_and_whole_seconds() {
+        let a = args("--from s.toml --state-dir d --cron /jobs/run=60 --cron /other=1").expect("valid");
+        assert_eq!(a.cron, [("/jobs/run".to_owned(), 60), ("/other".to_owned(), 1)]);
+        assert!(args("--from s.toml --state-dir d").expect("valid").cron.is_empty());
+        for bad in ["/jobs/run", "/jobs/run=0", "/jobs/run=-5", "/jobs/run=1.5", "jobs/run=60", "/jobs/run="] {
+            assert!(args(&format!("--from s.toml --state-dir d --cron {bad}")).is_err(), "{bad}");
+        }
     }
 }
