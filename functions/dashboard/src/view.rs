@@ -184,19 +184,11 @@ pub fn date(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Civil date from ms since the epoch (Howard Hinnant's days-to-civil).
+/// Civil date and time of day from ms since the epoch (UTC).
 fn civil(ms: i64) -> (i64, u32, u32, u32, u32) {
     let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = shared::date::civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
     (y, m, d, (rem / 3600) as u32, (rem % 3600 / 60) as u32)
 }
 
@@ -209,14 +201,7 @@ pub fn parse_date(s: &str) -> Option<i64> {
     if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&d) || s.len() != 10 {
         return None;
     }
-    // days-from-civil
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = shared::date::days_from_civil(y, m as u32, d as u32);
     let ms = days * 86_400_000;
     (date(ms) == s).then_some(ms)
 }

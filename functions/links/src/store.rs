@@ -276,20 +276,9 @@ fn next_batch(batches: &mut u32) -> Vec<OwnedStmt> {
 
 const DAY_MS: i64 = 86_400_000;
 
-/// `YYYY-MM-DD` (UTC) of a time in ms since the epoch: the proleptic
-/// Gregorian calendar counted in 400-year eras of 146 097 days, with years
-/// starting in March so the leap day falls at the end.
+/// `YYYY-MM-DD` (UTC) of a time in ms since the epoch.
 pub fn utc_day(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS) + 719_468; // from 0000-03-01
-    let era = days.div_euclid(146_097);
-    let day_of_era = days.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    shared::date::ymd(ms)
 }
 
 // ---- The API's queries. Every one is scoped by the authenticated artist.
