@@ -329,10 +329,11 @@ def setup(runtime, t):
 # --- load -------------------------------------------------------------------------------
 
 
-def wrk(runtime, t, conns, seconds, tag):
-    threads = min(conns, os.cpu_count() or 1)
+def wrk_env(runtime, t, threads, tag):
+    """What bench/wrk/request.lua reads: the target's request, as the
+    runtime's clients send it."""
     headers = {**runtime.client_headers, **t.headers}
-    env = {
+    return {
         **os.environ,
         "BENCH_METHOD": t.method,
         "BENCH_PATH": t.path,
@@ -340,9 +341,14 @@ def wrk(runtime, t, conns, seconds, tag):
         "BENCH_OFFSET": str(t.offset),
         "BENCH_BODY": t.body,
         "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
-        "BENCH_TAG": re.sub(r"[^A-Za-z0-9]+", "-", f"{t.id}-{tag}"),
+        "BENCH_TAG": re.sub(r"[^A-Za-z0-9]+", "-", tag),
         "BENCH_THREADS": str(threads),
     }
+
+
+def wrk(runtime, t, conns, seconds, tag):
+    threads = min(conns, os.cpu_count() or 1)
+    env = wrk_env(runtime, t, threads, f"{t.id}-{tag}")
     rows_sql = t.expect.get("rows")
     before = count_rows(runtime, rows_sql) if rows_sql else None
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s",
@@ -525,20 +531,8 @@ def drop(runtime, targets, spec, total):
         res["status"], res["note"] = "failed", f"check before the drop: {problem}"
         return res
     threads = max(1, min(conns, os.cpu_count() or 1, total))  # every thread gets a share of at least one
-    headers = {**runtime.client_headers, **t.headers}
-    env = {
-        **os.environ,
-        "BENCH_METHOD": t.method,
-        "BENCH_PATH": t.path,
-        "BENCH_PATHS_FILE": str(t.paths_file or ""),
-        "BENCH_OFFSET": str(t.offset),
-        "BENCH_BODY": t.body,
-        "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
-        "BENCH_TAG": re.sub(r"[^A-Za-z0-9]+", "-", f"{t.id}-{runtime.name}-drop-{t.offset}"),
-        "BENCH_THREADS": str(threads),
-        "BENCH_TOTAL": str(total),
-        "BENCH_LUA_DIR": str(BENCH / "wrk"),
-    }
+    env = {**wrk_env(runtime, t, threads, f"{t.id}-{runtime.name}-drop-{t.offset}"),
+           "BENCH_TOTAL": str(total), "BENCH_LUA_DIR": str(BENCH / "wrk")}
     rows_sql = t.expect.get("rows")
     before = count_rows(runtime, rows_sql) if rows_sql else None
     cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{limit}s", "--timeout", "10s",
