@@ -16,7 +16,7 @@ SHELL := bash
 # library in Cargo.lock (checked by shared/tests/tidy.rs).
 WASM_BINDGEN_VERSION := 0.2.130
 
-FUNCTIONS := signup unsubscribe links dashboard jobs
+FUNCTIONS := signup unsubscribe links dashboard jobs webhooks
 PORT ?= 8787
 SPIN_PORT ?= 3000
 
@@ -105,6 +105,9 @@ secrets:
 	grep -q '^INDEX_KEY=' .wrangler/dev-secrets || echo "INDEX_KEY=$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^TOKEN_KEYS=' .wrangler/dev-secrets || echo "TOKEN_KEYS=t1:$$(key)" >> .wrangler/dev-secrets; \
 	grep -q '^JOBS_SECRET=' .wrangler/dev-secrets || echo "JOBS_SECRET=$$(head -c32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')" >> .wrangler/dev-secrets
+	@# Inbound webhooks (README "Inbound webhooks"): a local whsec_ secret for
+	@# the resend provider, to sign test requests with.
+	@grep -q '^EMAIL_WEBHOOK_SECRETS_RESEND=' .wrangler/dev-secrets || echo "EMAIL_WEBHOOK_SECRETS_RESEND=whsec_$$(head -c32 /dev/urandom | base64)" >> .wrangler/dev-secrets
 	@# Local only: shipped config has no http:// origin (mail links carry tokens).
 	@grep -q '^PUBLIC_BASE_URL=' .wrangler/dev-secrets || echo "PUBLIC_BASE_URL=http://localhost:$(PORT)" >> .wrangler/dev-secrets
 	@for f in $(FUNCTIONS); do cp .wrangler/dev-secrets functions/$$f/.dev.vars; done
@@ -163,7 +166,7 @@ dev-spin: build-spin spin-host geo-data secrets
 	@echo
 	set -a; source .wrangler/dev-secrets; set +a; \
 	SPIN_VARIABLE_PUBLIC_BASE_URL=http://localhost:$(SPIN_PORT) SPIN_VARIABLE_DATA_KEYS="$$DATA_KEYS" SPIN_VARIABLE_INDEX_KEY="$$INDEX_KEY" SPIN_VARIABLE_TOKEN_KEYS="$$TOKEN_KEYS" \
-	SPIN_VARIABLE_JOBS_SECRET="$$JOBS_SECRET" \
+	SPIN_VARIABLE_JOBS_SECRET="$$JOBS_SECRET" SPIN_VARIABLE_EMAIL_WEBHOOK_SECRETS_RESEND="$$EMAIL_WEBHOOK_SECRETS_RESEND" \
 	$(SPIN_HOST) --from spin.toml --listen 127.0.0.1:$(SPIN_PORT) --state-dir .spin --sqlite @schema/spin/wal.sql --cron /jobs/run=60 \
 	  $(foreach f,$(sort $(wildcard schema/*.sql)),--sqlite @$(f)) --sqlite @tools/seed-demo.sql
 

@@ -16,6 +16,8 @@ const ROUTES = [
   ["/api/v1/app/", "DASHBOARD"],
   ["/app/", "DASHBOARD"],
   ["/app", "DASHBOARD", true],
+  // Email providers' bounce and complaint webhooks.
+  ["/hooks/", "WEBHOOKS"],
 ];
 
 export default {

@@ -51,13 +51,23 @@ pub struct Client {
     pub ip: Option<IpAddr>,
 }
 
+/// The most of an answer's body [`Env::fetch_untrusted`] reads: enough for
+/// an error message, and a hostile endpoint cannot make us hold more.
+pub const MAX_UNTRUSTED_BODY: usize = 16 * 1024;
+
 /// Everything a function may use, for one request.
 pub trait Env {
     type Db: Db;
     type Kv: Kv;
+    /// Same platform, settings and clock, borrowing nothing from the request, for
+    /// work handed to `defer` that needs the database or outbound HTTP.
+    type Later: Env + 'static;
 
     fn db(&self) -> &Self::Db;
     fn kv(&self) -> &Self::Kv;
+
+    /// See [`Env::Later`].
+    fn later(&self) -> Self::Later;
 
     /// A secret or plain setting (Worker secrets/vars, Spin variables,
     /// process environment natively). Names are lower_snake_case; adapters
@@ -105,6 +115,12 @@ pub trait Env {
 
     /// Outbound HTTP.
     async fn fetch(&self, req: crate::Request) -> Result<crate::Response, Error>;
+
+    /// Outbound HTTP to an address nobody vouches for (an artist's webhook
+    /// endpoint): redirects are never followed (a 3xx comes back as the answer),
+    /// the call gives up after `timeout_ms` (an `Unavailable` error whose message
+    /// contains "timed out"), and at most [`MAX_UNTRUSTED_BODY`] of the answer's body is read.
+    async fn fetch_untrusted(&self, req: crate::Request, timeout_ms: u32) -> Result<crate::Response, Error>;
 
     /// Waits `ms` milliseconds (a retry's back-off). Natively the test
     /// clock moves instead.

@@ -6,9 +6,20 @@ use http::StatusCode;
 
 use crate::{Error, ErrorKind, Response};
 
-/// Largest request body any public route accepts. Adapters stop reading
-/// past it and answer 413 before a function runs.
+/// Largest request body a public route accepts (see [`body_limit`] for the
+/// exceptions). Adapters stop reading past it and answer 413 before a
+/// function runs.
 pub const MAX_BODY: usize = 8 * 1024;
+
+/// Routes, by path prefix, that take more than [`MAX_BODY`]: email
+/// providers' webhooks carry a bounce's diagnostics and the mail's headers,
+/// and are verified (not parsed) before anything reads them.
+pub const LARGE_BODY_ROUTES: &[(&str, usize)] = &[("/hooks/", crate::webhook::MAX_INBOUND_BODY)];
+
+/// The largest body a request to `path` may carry: what adapters read at most.
+pub fn body_limit(path: &str) -> usize {
+    LARGE_BODY_ROUTES.iter().find(|(prefix, _)| path.starts_with(prefix)).map_or(MAX_BODY, |&(_, limit)| limit)
+}
 
 /// The request headers a function gets; adapters pass no others (they
 /// read what they need themselves: body length, client address). Fetching only
@@ -19,12 +30,33 @@ pub const MAX_BODY: usize = 8 * 1024;
 /// and fail otherwise.
 ///
 /// The last [`BODY_ONLY_HEADERS`] matter only to requests that change
-/// state (the CSRF checks read `origin` and `sec-fetch-site`): adapters may
-/// skip them for GET and HEAD, which keeps the redirect from paying for them.
-pub const REQUEST_HEADERS: [&str; 8] = ["authorization", "cookie", "host", "referer", "user-agent", "content-type", "origin", "sec-fetch-site"];
+/// state (the CSRF checks read `origin` and `sec-fetch-site`; a webhook's
+/// signature headers, under both namings, come with its POST): adapters
+/// may skip them for GET and HEAD, which keeps the redirect from paying
+/// for them.
+pub const REQUEST_HEADERS: [&str; 14] = [
+    "authorization",
+    "cookie",
+    "host",
+    "referer",
+    "user-agent",
+    "content-type",
+    "origin",
+    "sec-fetch-site",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+];
 
 /// How many names at the end of [`REQUEST_HEADERS`] GET and HEAD skip.
-pub const BODY_ONLY_HEADERS: usize = 3;
+pub const BODY_ONLY_HEADERS: usize = 9;
+
+/// How many names at the end of [`REQUEST_HEADERS`] only inbound webhooks
+/// (`/hooks/…`) read: adapters may skip them elsewhere.
+pub const SIGNATURE_HEADERS: usize = 6;
 
 pub const HTML: &str = "text/html; charset=utf-8";
 pub const JSON: &str = "application/json";
@@ -164,7 +196,12 @@ pub fn add_retry_after(res: &mut Response, err: &Error) {
 
 /// The 413 an adapter returns when a body exceeds [`MAX_BODY`].
 pub fn too_large() -> Error {
-    Error::new(ErrorKind::PayloadTooLarge, format!("The request body is larger than {} KB.", MAX_BODY / 1024))
+    too_large_for(MAX_BODY)
+}
+
+/// The 413 for a body over `limit` (a route's [`body_limit`]).
+pub fn too_large_for(limit: usize) -> Error {
+    Error::new(ErrorKind::PayloadTooLarge, format!("The request body is larger than {} KB.", limit / 1024))
 }
 
 #[cfg(test)]
@@ -220,6 +257,15 @@ mod tests {
             assert!(!is_form(other), "{other:?}");
         }
         assert_eq!(early_error(&e, false).headers()["content-type"], JSON);
+    }
+
+    #[test]
+    fn body_limits_by_route() {
+        assert_eq!(body_limit("/s/demo"), MAX_BODY);
+        assert_eq!(body_limit("/api/v1/signup"), MAX_BODY);
+        assert_eq!(body_limit("/hooks/email/resend"), 64 * 1024);
+        assert_eq!(body_limit("/hooksx"), MAX_BODY);
+        assert!(too_large_for(body_limit("/hooks/email/resend")).message.contains("64 KB"));
     }
 
     #[test]

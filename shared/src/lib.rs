@@ -20,10 +20,12 @@ pub mod geo;
 pub mod html;
 pub mod httpx;
 pub mod mail;
+pub mod outbox;
 pub mod ratelimit;
 pub mod sql;
 pub mod token;
 pub mod url;
+pub mod webhook;
 
 pub mod adapters;
 

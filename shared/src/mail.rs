@@ -20,6 +20,12 @@ pub struct UnsubscribeHeaders {
     pub list_unsubscribe_post: &'static str,
     /// The same URL for the visible link in the message body.
     pub url: String,
+    /// Whom the message is for: sent to the provider as the message's
+    /// `artist` and `fan` tags, which its bounce and complaint webhooks
+    /// echo back (`functions/webhooks` finds the fan by them, never by the
+    /// address).
+    pub artist_id: String,
+    pub fan_id: String,
 }
 
 /// Unsubscribe headers for a fan. The token never expires: links must keep
@@ -27,7 +33,13 @@ pub struct UnsubscribeHeaders {
 pub fn unsubscribe_headers(env: &impl Env, fan_id: &str, artist_id: &str) -> Result<UnsubscribeHeaders, Error> {
     let token = TokenKeys::from_env(env)?.sign(Purpose::Unsubscribe, 0, fan_id, artist_id)?;
     let url = format!("{}/u/{token}", base_url(env)?);
-    Ok(UnsubscribeHeaders { list_unsubscribe: format!("<{url}>"), list_unsubscribe_post: "List-Unsubscribe=One-Click", url })
+    Ok(UnsubscribeHeaders {
+        list_unsubscribe: format!("<{url}>"),
+        list_unsubscribe_post: "List-Unsubscribe=One-Click",
+        url,
+        artist_id: artist_id.to_owned(),
+        fan_id: fan_id.to_owned(),
+    })
 }
 
 /// The public origin links are built on, without a trailing slash.
@@ -71,6 +83,25 @@ mod tests {
         env.vars.clear();
         assert!(super::base_url(&env).unwrap_err().message.contains("not set"));
     }
+
+    #[test]
+    fn fan_mail_is_tagged_with_artist_and_fan_and_other_mail_is_not() {
+        let mut env = NativeEnv::memory().unwrap();
+        env.set_var("token_keys", "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=").set_var("public_base_url", "https://fans.example");
+        env.set_var("email_api_key", "re_test").set_var("email_from", "Nova <news@nova.example>");
+        let body = |msg: &super::Message<'_>| -> serde_json::Value { serde_json::from_slice(super::request(&env, msg).unwrap().body()).unwrap() };
+        let u = super::unsubscribe_headers(&env, "0123456789abcdef0123456789abcdef", "nova-artist").unwrap();
+        let mut msg = super::Message { to: "fan@example.com", subject: "s", text: "t", html: "h", unsubscribe: Some(&u) };
+        let tags = body(&msg)["tags"].clone();
+        assert_eq!(tags, serde_json::json!([{"name": "artist", "value": "nova-artist"}, {"name": "fan", "value": "0123456789abcdef0123456789abcdef"}]));
+        assert!(!tags.to_string().contains('@'), "tags never carry the address");
+        msg.unsubscribe = None;
+        assert!(body(&msg).get("tags").is_none(), "account mail has no fan to tag");
+        let odd = super::unsubscribe_headers(&env, "0123456789abcdef0123456789abcdef", "nova artist!").unwrap();
+        msg.unsubscribe = Some(&odd);
+        let v = body(&msg);
+        assert!(v.get("tags").is_none() && v["headers"]["List-Unsubscribe"].is_string(), "an id the provider would refuse drops only the tags");
+    }
 }
 
 pub struct Message<'a> {
@@ -79,7 +110,9 @@ pub struct Message<'a> {
     pub text: &'a str,
     pub html: &'a str,
     /// Mail to fans must carry these; account mail to artists (sign-in
-    /// links) has no list to leave.
+    /// links) has no list to leave. They also tag the message with the
+    /// artist and fan (see [`UnsubscribeHeaders::fan_id`]), so every fan
+    /// mail is tagged and no other mail is.
     pub unsubscribe: Option<&'a UnsubscribeHeaders>,
 }
 
@@ -100,6 +133,12 @@ pub fn send_later(env: &impl Env, msg: &Message<'_>, on_failure: Vec<crate::sql:
     Ok(())
 }
 
+/// What Resend accepts as a tag value: ASCII letters, digits, `_` and `-`,
+/// at most 256 of them.
+fn tag_value_ok(v: &str) -> bool {
+    (1..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The provider call for one message.
 fn request(env: &impl Env, msg: &Message<'_>) -> Result<crate::Request, Error> {
     let key = env.var("email_api_key").ok_or_else(|| Error::new(ErrorKind::Internal, "secret email_api_key is not set"))?;
@@ -117,6 +156,15 @@ fn request(env: &impl Env, msg: &Message<'_>) -> Result<crate::Request, Error> {
             "List-Unsubscribe": u.list_unsubscribe,
             "List-Unsubscribe-Post": u.list_unsubscribe_post,
         });
+        // The provider refuses a message whose tags hold other characters;
+        // an id that would (an operator's odd artist id) leaves the tags
+        // off rather than the mail undelivered.
+        if tag_value_ok(&u.artist_id) && tag_value_ok(&u.fan_id) {
+            body["tags"] = serde_json::json!([
+                { "name": "artist", "value": u.artist_id },
+                { "name": "fan", "value": u.fan_id },
+            ]);
+        }
     }
     http::Request::post(format!("{}/emails", base.trim_end_matches('/')))
         .header(http::header::CONTENT_TYPE, "application/json")

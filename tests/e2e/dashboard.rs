@@ -32,14 +32,14 @@ pub const ALL: &[(&str, Case)] = &[
 ];
 
 /// A browser: a cookie jar, its own client address, same-origin POSTs.
-struct Browser<'t> {
+pub(crate) struct Browser<'t> {
     t: &'t Target,
     ip: String,
     cookies: Vec<(String, String)>,
 }
 
 impl<'t> Browser<'t> {
-    fn new(t: &'t Target, ip: &str) -> Self {
+    pub(crate) fn new(t: &'t Target, ip: &str) -> Self {
         Browser { t, ip: ip.to_owned(), cookies: Vec::new() }
     }
 
@@ -70,7 +70,7 @@ impl<'t> Browser<'t> {
         self.send("GET", path, "")
     }
 
-    fn post(&mut self, path: &str, form: &str) -> Result<Res, String> {
+    pub(crate) fn post(&mut self, path: &str, form: &str) -> Result<Res, String> {
         self.send("POST", path, form)
     }
 
@@ -97,14 +97,14 @@ impl<'t> Browser<'t> {
         self.post("/app/sign-in/verify", &form)
     }
 
-    fn sign_in(&mut self, email: &str) -> Result<(), String> {
+    pub(crate) fn sign_in(&mut self, email: &str) -> Result<(), String> {
         let link = self.ask_link(email)?;
         let res = self.open_link(&link)?;
         ensure!(res.status() == 303, "verify: {} {}", res.status(), body(&res));
         Ok(())
     }
 
-    fn csrf(&mut self) -> Result<String, String> {
+    pub(crate) fn csrf(&mut self) -> Result<String, String> {
         hidden(&body(&self.get("/app/account")?), "csrf")
     }
 }
@@ -137,7 +137,7 @@ fn links_to(t: &Target, to: &str) -> Vec<String> {
 }
 
 /// Adds a dashboard user the way `stagedoor-admin user` does.
-fn add_user(t: &Target, id: &str, artist: &str, email: &str, role: &str) -> Result<(), String> {
+pub(crate) fn add_user(t: &Target, id: &str, artist: &str, email: &str, role: &str) -> Result<(), String> {
     let k = keys();
     let stored = k.encrypt(email.as_bytes(), format!("user.email:{artist}").as_bytes()).map_err(|e| e.to_string())?;
     t.db_rw()?
@@ -149,7 +149,7 @@ fn add_user(t: &Target, id: &str, artist: &str, email: &str, role: &str) -> Resu
     Ok(())
 }
 
-fn signup(t: &Target, ip: &str, page: &str, email: &str) -> Result<(), String> {
+pub(crate) fn signup(t: &Target, ip: &str, page: &str, email: &str) -> Result<(), String> {
     let res = json(t, ip, &format!(r#"{{"page":"{page}","email":"{email}","consent":true}}"#))?;
     ensure!(res.status() == 200, "signup {email}: {} {}", res.status(), body(&res));
     Ok(())
@@ -483,7 +483,7 @@ fn csv_100k(t: &Target) -> Result<(), String> {
 
 // ------------------------------------------------------------ fan rights
 
-fn fan_id(t: &Target, artist: &str, email: &str) -> Result<String, String> {
+pub(crate) fn fan_id(t: &Target, artist: &str, email: &str) -> Result<String, String> {
     t.db()?
         .query_row("SELECT id FROM fans WHERE artist_id = ?1 AND email_hash = ?2", [artist, &keys().blind_index(artist, email)], |r| r.get(0))
         .map_err(|e| format!("fan {email}: {e}"))

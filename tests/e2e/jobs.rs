@@ -91,7 +91,7 @@ fn left(t: &Target) -> Result<Vec<String>, String> {
 
 /// Runs the jobs as the platform does, and returns the answer and the
 /// run's report (Workers: the JSON line the handler logged; Spin: the body).
-fn trigger(t: &Target) -> Result<(Res, String), String> {
+pub(crate) fn trigger(t: &Target) -> Result<(Res, String), String> {
     match t.kind {
         // The jobs Worker's `scheduled` export, the handler a Cron Trigger
         // calls, through wrangler dev's trigger endpoint.

@@ -9,6 +9,8 @@ mod badinput;
 mod cases;
 mod dashboard;
 mod email;
+mod hooks_in;
+mod hooks_out;
 mod jobs;
 mod links;
 mod runtime;
@@ -42,6 +44,8 @@ fn main() {
             .chain(soak::ALL)
             .chain(badinput::ALL)
             .chain(jobs::ALL)
+            .chain(hooks_in::ALL)
+            .chain(hooks_out::ALL)
             .chain(cases::FINAL);
         for &(case, f) in all {
             let target = target.clone();

@@ -25,6 +25,10 @@ pub const TOKEN_KEY_NEW: &str = "t2:QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=
 pub const PUBLIC_BASE: &str = "https://fans.e2e.example";
 /// The operator's secret for the jobs route (Spin: `POST /jobs/run`).
 pub const JOBS_SECRET: &str = "e2e-jobs-secret-6d1c0b";
+/// The email provider's webhook secrets (tests/e2e/hooks_in.rs), rotated:
+/// both verify.
+pub const HOOK_SECRET_NEW: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const HOOK_SECRET_OLD: &str = "whsec_ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 /// Where a runtime keeps its files under `target/e2e/`, and settings that
 /// differ from the suite's (the soak's raised page limit).
@@ -60,6 +64,13 @@ fn base_settings(mail_url: &str) -> Vec<(&'static str, String)> {
         ("email_api_key", "re_e2e_key".to_owned()),
         ("email_from", "E2E Band <news@e2e.example>".to_owned()),
         ("jobs_secret", JOBS_SECRET.to_owned()),
+        // Outbound webhooks (tests/e2e/hooks_out.rs): receivers run on this
+        // machine, retries come a second apart and a hung receiver times
+        // out in 1.5 s, so a whole retry story fits in a test.
+        ("webhook_allow_loopback_for_tests", "true".to_owned()),
+        ("webhook_retry_schedule", "1 1 1 1 1 1 1 1 1".to_owned()),
+        ("webhook_timeout_ms", "1500".to_owned()),
+        ("email_webhook_secrets_resend", format!("{HOOK_SECRET_NEW} {HOOK_SECRET_OLD}")),
     ]
 }
 
@@ -246,7 +257,9 @@ pub fn start_spin_in(setup: &Setup) -> crate::Started {
     let manifest = std::fs::read_to_string(root.join("spin.toml")).map_err(|e| e.to_string())?;
     let manifest = manifest
         .replace("source = \"target/", &format!("source = \"{}/target/", root.display()))
-        .replace("source = \"data/geo\"", &format!("source = \"{}/.cache/geo\"", root.display()));
+        .replace("source = \"data/geo\"", &format!("source = \"{}/.cache/geo\"", root.display()))
+        // Webhook receivers in the tests listen on loopback.
+        .replace("\"https://*\"]", "\"https://*\", \"http://127.0.0.1:*\"]");
     let manifest_path = state.join("spin.toml");
     std::fs::write(&manifest_path, manifest).map_err(|e| e.to_string())?;
     let mail = Recorder::start().map_err(|e| format!("mail recorder: {e}"))?;

@@ -388,8 +388,9 @@ pub async fn unsubscribe<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response,
     let now = ctx.env.now_ms();
     let event_id = shared::env::random_id(ctx.env)?;
     // Guarded by status like the fan's own unsubscribe, so a repeat
-    // changes nothing; `artist` in the history says who did it.
-    ctx.db
+    // changes (and queues) nothing; `artist` in the history says who did it.
+    let mut rows = ctx
+        .db
         .batch(&[
             (
                 "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
@@ -401,8 +402,10 @@ pub async fn unsubscribe<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response,
                 "UPDATE fans SET status = 'unsubscribed', unsubscribed_at = ?2, updated_at = ?2 WHERE artist_id = ?1 AND id = ?3 AND status IN ('pending', 'subscribed')",
                 &[Param::Int(now), Param::Text(&fan.id)],
             ),
+            (shared::outbox::FAN_EVENT, &[Param::Text(&event_id), Param::Int(now)]),
         ])
         .await?;
+    shared::outbox::deliver_later(ctx.env, shared::outbox::queued(rows.pop().unwrap_or_default()));
     Ok(view::redirect(&format!("/app/fans/{}?done=1", fan.id)))
 }
 

@@ -1,5 +1,6 @@
 //! The artists' dashboard: `/app/*` pages and `/api/v1/app/*` JSON (the
-//! links API stays in `functions/links`).
+//! links API stays in `functions/links`), and the webhooks API for the
+//! artist's own systems (`hooks`, API tokens instead of sessions).
 //!
 //! Every request goes through [`route`]: sign-in pages are the only ones
 //! reachable without a session; everything else loads the session, sends a
@@ -14,6 +15,7 @@ mod content;
 #[doc(hidden)]
 pub mod csv;
 mod fans;
+mod hooks;
 pub mod qr;
 mod rights;
 mod signin;
@@ -30,7 +32,12 @@ shared::export!(handle);
 
 pub async fn handle(req: Request, env: &impl Env) -> Response {
     let (parts, body) = req.into_parts();
-    let api = parts.uri.path().starts_with("/api/");
+    let path = parts.uri.path();
+    // Machine-facing, token-authenticated: no session, no CSRF form.
+    if path == hooks::PREFIX || path.strip_prefix(hooks::PREFIX).is_some_and(|r| r.starts_with('/')) {
+        return hooks::handle(&parts, &body, env).await;
+    }
+    let api = path.starts_with("/api/");
     match route(&parts, &body, env).await {
         Ok(res) => res,
         Err(e) => error(env, &e, api),

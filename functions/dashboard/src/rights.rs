@@ -106,6 +106,8 @@ async fn document<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Value, Error> {
     });
     doc["consent_history"] = Value::Array(consent_history(ctx, &fan.id).await?);
     doc["mail"] = Value::Array(mail_log(ctx, &fan.id).await?);
+    doc["bounces_and_complaints"] = Value::Array(mail_events(ctx, &fan.id).await?);
+    doc["webhook_events"] = Value::Array(webhook_events(ctx, &fan.id).await?);
     doc["not_held"] =
         json!(["IP addresses (turned into the approximate location above at signup, then dropped)", "the content of mail sent (only its kind and time)"]);
     Ok(doc)
@@ -165,6 +167,59 @@ async fn consent_history<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<V
 async fn mail_log<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
     let rows = ctx.db.query("SELECT kind, at FROM mail_log WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id", &[Param::Text(fan_id)]).await?;
     Ok(rows.into_iter().map(|mut r| json!({ "kind": r.take_text(0), "at": opt_iso(r.int(1)) })).collect())
+}
+
+/// What the email provider reported about mail to the fan.
+async fn mail_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = ctx
+        .db
+        .query(
+            "SELECT kind, bounce_type, provider, provider_msg_id, email_id, at FROM mail_events WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id",
+            &[Param::Text(fan_id)],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|mut r| {
+            json!({
+                "kind": r.take_text(0),
+                "bounce_type": r.take_text(1),
+                "provider": r.take_text(2),
+                "provider_message_id": r.take_text(3),
+                "provider_email_id": r.take_text(4),
+                "at": opt_iso(r.int(5)),
+            })
+        })
+        .collect())
+}
+
+/// The events about the fan sent (or to be sent) to the artist's own
+/// systems: which, where to (the endpoint's host) and when. Each carried
+/// the fan's data as the event describes.
+async fn webhook_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = ctx
+        .db
+        .query(
+            "SELECT m.id, m.type, e.url, m.status, m.created_at, m.delivered_at FROM webhook_messages m \
+             JOIN webhook_endpoints e ON e.id = m.endpoint_id AND e.artist_id = m.artist_id \
+             WHERE m.artist_id = ?1 AND m.fan_id = ?2 ORDER BY m.created_at, m.id",
+            &[Param::Text(fan_id)],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|mut r| {
+            let url = r.take_text(2).unwrap_or_default();
+            json!({
+                "id": r.take_text(0),
+                "type": r.take_text(1),
+                "sent_to": shared::url::origin(&url),
+                "status": r.take_text(3),
+                "created_at": opt_iso(r.int(4)),
+                "delivered_at": opt_iso(r.int(5)),
+            })
+        })
+        .collect())
 }
 
 /// `GET /api/v1/app/fans/{id}/export`
@@ -228,11 +283,22 @@ pub async fn erase<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error
     let (now, erasure_id) = (ctx.env.now_ms(), shared::env::random_id(ctx.env)?);
     let fan_only = [Param::Text(&fan.id)];
     let record = [Param::Text(&fan.id), Param::Text(&erasure_id), Param::Int(now), Param::Text(&ctx.session.user_id)];
+    let erased = [Param::Text(&erasure_id), Param::Text(&fan.id), Param::Int(now)];
     // Children first, explicitly: every engine then ends in the same state
-    // whether or not it enforces the schema's cascades.
-    ctx.db
+    // whether or not it enforces the schema's cascades. `fan.erased` names
+    // no fan row, so it survives the deletes that follow.
+    let mut rows = ctx
+        .db
         .batch(&[
+            (shared::outbox::FAN_ERASED, &erased),
             ("DELETE FROM fan_restrictions WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
+            ("DELETE FROM mail_events WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
+            (
+                "DELETE FROM webhook_attempts WHERE artist_id = ?1 AND message_id IN \
+                 (SELECT id FROM webhook_messages WHERE artist_id = ?1 AND fan_id = ?2)",
+                &fan_only,
+            ),
+            ("DELETE FROM webhook_messages WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM mail_log WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM consent_events WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             (
@@ -242,6 +308,7 @@ pub async fn erase<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error
             ("DELETE FROM fans WHERE artist_id = ?1 AND id = ?2", &fan_only),
         ])
         .await?;
+    shared::outbox::deliver_later(ctx.env, shared::outbox::queued(std::mem::take(&mut rows[0])));
     let body = html! {
         h1 { "Erased" }
         p.ok role="status" { "The fan and everything held about them are gone. A note that you erased a fan (not who) is kept with the time." }
@@ -398,7 +465,7 @@ pub async fn edit<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
     }
     let list: Vec<(&str, &[Param<'_>])> = stmts.iter().map(|(s, p)| (*s, p.as_slice())).collect();
     match ctx.db.batch(&list).await {
-        Ok(()) => Ok(view::redirect(&format!("/app/fans/{}?did=corrected", fan.id))),
+        Ok(_) => Ok(view::redirect(&format!("/app/fans/{}?did=corrected", fan.id))),
         // Another request gave that address to another fan in between: the
         // unique index refused the whole batch.
         Err(e) if e.to_string().contains("UNIQUE") => {

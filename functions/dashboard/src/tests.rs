@@ -534,6 +534,15 @@ fn export_holds_every_record_field_by_field() {
         let hash = shared::crypto::sha256_hex(b"Send me tour news.");
         conn.execute("INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) VALUES ('e2', 'f1', 'a1', 'confirm', 'p1', 'v1', ?1, 'link', 1767225660000)", [&hash]).unwrap();
         conn.execute_batch("INSERT INTO mail_log (fan_id, artist_id, kind, at) VALUES ('f1', 'a1', 'confirm', 1767225630000); UPDATE fans SET region = 'Östergötland', eu = 1 WHERE id = 'f1';").unwrap();
+        // What the provider reported, and an event that went to the artist's CRM.
+        conn.execute_batch(
+            "INSERT INTO mail_events (id, fan_id, artist_id, kind, bounce_type, provider, provider_msg_id, email_id, at)
+               VALUES ('me1', 'f1', 'a1', 'bounce', 'transient', 'resend', 'msg_in_1', 'em_1', 1767225640000);
+             INSERT INTO webhook_endpoints (id, artist_id, url, events, secret_enc, created_at, updated_at) VALUES ('ep1', 'a1', 'https://crm.nova.example/hooks?k=1', '*', 'x', 0, 0);
+             INSERT INTO webhook_messages (id, artist_id, endpoint_id, event_id, type, fan_id, payload, status, next_at, created_at, delivered_at)
+               VALUES ('msg_1', 'a1', 'ep1', 'e2', 'fan.confirmed', 'f1', '{}', 'delivered', 0, 1767225660000, 1767225661000);",
+        )
+        .unwrap();
     }
     let mut b = Browser::new();
     b.sign_in(&w, "member@nova.example");
@@ -564,6 +573,14 @@ fn export_holds_every_record_field_by_field() {
     assert_eq!(history[1]["page"], serde_json::json!({ "slug": "tour", "title": "Tour news" }));
     assert_eq!(history[1]["consent_text"], "Send me tour news.");
     assert_eq!(doc["mail"], serde_json::json!([{ "kind": "confirm", "at": "2026-01-01T00:00:30Z" }]));
+    assert_eq!(
+        doc["bounces_and_complaints"],
+        serde_json::json!([{ "kind": "bounce", "bounce_type": "transient", "provider": "resend", "provider_message_id": "msg_in_1", "provider_email_id": "em_1", "at": "2026-01-01T00:00:40Z" }])
+    );
+    assert_eq!(
+        doc["webhook_events"],
+        serde_json::json!([{ "id": "msg_1", "type": "fan.confirmed", "sent_to": "https://crm.nova.example", "status": "delivered", "created_at": "2026-01-01T00:01:00Z", "delivered_at": "2026-01-01T00:01:01Z" }])
+    );
     // The download is the same document, as an attachment.
     let dl = b.get(&w.env, "/app/fans/f1/export.json");
     assert_eq!(dl.status(), 200);

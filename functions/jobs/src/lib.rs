@@ -1,7 +1,8 @@
-//! Scheduled work. Today: retention, the privacy policy's promises on how
-//! long data is kept (README "Retention"). Every run is bounded (rows per
-//! statement, statements per run, a time budget) and logs one JSON line of
-//! what it removed.
+//! Scheduled work: outbound webhook delivery (retries, and link events'
+//! first attempts; README "Webhooks"), then retention, the privacy
+//! policy's promises on how long data is kept (README "Retention"). Every
+//! run is bounded (rows per statement, statements per run, a time budget)
+//! and logs one JSON line of what it did.
 //!
 //! How it is started:
 //! - Workers: a Cron Trigger every minute (`functions/jobs/wrangler.toml`)
@@ -45,7 +46,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
         res.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
         return res;
     }
-    let report = retention::run(env).await;
+    let report = run(env).await;
     let line = report.to_json();
     log(env, &report, &line);
     let status = if report.failed.is_empty() { StatusCode::OK } else { StatusCode::INTERNAL_SERVER_ERROR };
@@ -55,7 +56,7 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
 /// The Cron Trigger's entry point (Workers). A failed job makes the run
 /// fail, so the platform's cron history shows it.
 pub async fn scheduled(env: &impl Env) -> Result<(), Error> {
-    let report = retention::run(env).await;
+    let report = run(env).await;
     let line = report.to_json();
     log(env, &report, &line);
     if report.failed.is_empty() {
@@ -63,6 +64,22 @@ pub async fn scheduled(env: &impl Env) -> Result<(), Error> {
     } else {
         Err(Error::unavailable(format_args!("jobs failed: {}", report.failed.join(", "))))
     }
+}
+
+/// Delivery first (fans' and artists' systems wait on it), with half the
+/// time budget; retention gets the rest.
+async fn run(env: &impl Env) -> retention::Report {
+    let budget = retention::Settings::from_env(env).time_budget_ms;
+    let delivery = shared::outbox::deliver(env, None, budget / 2).await;
+    let mut report = retention::run(env).await;
+    match delivery {
+        Ok(d) => report.webhooks = Some(d),
+        Err(e) => {
+            env.log_error(&format!("jobs: webhooks: {e}"));
+            report.failed.insert(0, "webhooks");
+        }
+    }
+    report
 }
 
 /// The run's one structured line (counts only: never personal data).

@@ -21,6 +21,13 @@ pub struct Settings {
     pub mail_log_days: i64,
     /// `retention_pending_signup_days`: unconfirmed double opt-in signups.
     pub pending_signup_days: i64,
+    /// `retention_webhook_days`: outbound webhook attempts, and messages
+    /// that are delivered or failed (`webhook_attempts.at`,
+    /// `webhook_messages.created_at`).
+    pub webhook_days: i64,
+    /// `retention_inbound_webhook_days`: provider message ids kept to
+    /// answer replays (`inbound_webhooks.received_at`).
+    pub inbound_webhook_days: i64,
     /// `jobs_batch_rows`: rows per DELETE statement.
     pub batch_rows: i64,
     /// `jobs_max_batches`: statements per run (D1 counts queries per
@@ -32,7 +39,16 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Settings {
-        Settings { link_stats_months: 12, mail_log_days: 90, pending_signup_days: 30, batch_rows: 500, max_batches: 40, time_budget_ms: 20_000 }
+        Settings {
+            link_stats_months: 12,
+            mail_log_days: 90,
+            pending_signup_days: 30,
+            webhook_days: 90,
+            inbound_webhook_days: 7,
+            batch_rows: 500,
+            max_batches: 40,
+            time_budget_ms: 20_000,
+        }
     }
 }
 
@@ -46,6 +62,8 @@ impl Settings {
             link_stats_months: num("retention_link_stats_months", d.link_stats_months).min(12 * 1000),
             mail_log_days: num("retention_mail_log_days", d.mail_log_days).min(365 * 1000),
             pending_signup_days: num("retention_pending_signup_days", d.pending_signup_days).min(365 * 1000),
+            webhook_days: num("retention_webhook_days", d.webhook_days).min(365 * 1000),
+            inbound_webhook_days: num("retention_inbound_webhook_days", d.inbound_webhook_days).min(365 * 1000),
             batch_rows: num("jobs_batch_rows", d.batch_rows).min(10_000),
             max_batches: u32::try_from(num("jobs_max_batches", i64::from(d.max_batches)).min(10_000)).unwrap_or(d.max_batches),
             time_budget_ms: num("jobs_time_budget_ms", d.time_budget_ms).min(15 * 60 * 1000),
@@ -65,6 +83,8 @@ pub struct Report {
     pub complete: bool,
     /// Jobs that failed (their error went to the error log).
     pub failed: Vec<&'static str>,
+    /// What the outbound webhook delivery did first, in the same run.
+    pub webhooks: Option<shared::outbox::Report>,
 }
 
 impl Report {
@@ -72,9 +92,13 @@ impl Report {
         self.removed.iter().find(|(n, _)| *n == job).map_or(0, |(_, c)| *c)
     }
 
-    /// `{"job":"retention","removed":{…},"batches":n,"elapsed_ms":n,"complete":b,"failed":[…]}`
+    /// `{"job":"retention","removed":{…},"batches":n,"elapsed_ms":n,"complete":b,"failed":[…],"webhooks":{…}}`
     pub fn to_json(&self) -> String {
         let removed: serde_json::Map<String, serde_json::Value> = self.removed.iter().map(|(n, c)| ((*n).to_owned(), (*c).into())).collect();
+        let webhooks = self
+            .webhooks
+            .as_ref()
+            .map(|w| serde_json::json!({"delivered": w.delivered, "retrying": w.retrying, "failed": w.failed, "disabled_endpoints": w.disabled_endpoints}));
         serde_json::json!({
             "job": "retention",
             "removed": removed,
@@ -82,13 +106,25 @@ impl Report {
             "elapsed_ms": self.elapsed_ms,
             "complete": self.complete,
             "failed": self.failed,
+            "webhooks": webhooks,
         })
         .to_string()
     }
 }
 
 /// The jobs, in the order they run.
-pub const JOBS: &[&str] = &["sessions", "sign_in_links", "api_token_use", "rate_windows", "pending_signups", "mail_log", "link_stats"];
+pub const JOBS: &[&str] = &[
+    "sessions",
+    "sign_in_links",
+    "api_token_use",
+    "rate_windows",
+    "pending_signups",
+    "mail_log",
+    "link_stats",
+    "webhook_attempts",
+    "webhook_messages",
+    "inbound_webhooks",
+];
 
 // Each takes its cutoff(s) and, last, the row limit.
 const SESSIONS: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE last_seen_at <= ?1 OR created_at <= ?2 LIMIT ?3)";
@@ -98,6 +134,13 @@ const API_TOKEN_USE: &str = "DELETE FROM api_token_use WHERE rowid IN \
      (SELECT u.rowid FROM api_token_use u JOIN api_tokens t ON t.id = u.token_id WHERE t.revoked_at IS NOT NULL AND t.revoked_at <= ?1 LIMIT ?2)";
 const RATE_WINDOWS: &str = "DELETE FROM rate_windows WHERE (key, slot) IN (SELECT key, slot FROM rate_windows WHERE expires_at <= ?1 LIMIT ?2)";
 const MAIL_LOG: &str = "DELETE FROM mail_log WHERE id IN (SELECT id FROM mail_log WHERE at < ?1 LIMIT ?2)";
+const WEBHOOK_ATTEMPTS: &str = "DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts WHERE at < ?1 LIMIT ?2)";
+// Pending messages stay whatever their age: they are still being tried.
+// Their attempts go with them (foreign key cascade, on on every engine).
+const WEBHOOK_MESSAGES: &str =
+    "DELETE FROM webhook_messages WHERE id IN (SELECT id FROM webhook_messages WHERE status <> 'pending' AND created_at < ?1 LIMIT ?2)";
+const INBOUND_WEBHOOKS: &str = "DELETE FROM inbound_webhooks WHERE (provider, msg_id) IN \
+     (SELECT provider, msg_id FROM inbound_webhooks WHERE received_at < ?1 LIMIT ?2)";
 const LINK_STATS: &str = "DELETE FROM link_stats WHERE (link_id, day, kind, platform, country, referrer, device) IN \
      (SELECT link_id, day, kind, platform, country, referrer, device FROM link_stats WHERE day < ?1 LIMIT ?2)";
 
@@ -106,9 +149,14 @@ const LINK_STATS: &str = "DELETE FROM link_stats WHERE (link_id, day, kind, plat
 /// fan is never left half deleted, and a fan who confirms meanwhile is not
 /// in the group at all.
 const PENDING_GROUP: &str = "SELECT id FROM fans WHERE status = 'pending' AND created_at < ?1 ORDER BY created_at, id LIMIT ?2";
-fn pending_stmts() -> [String; 4] {
+fn pending_stmts() -> [String; 7] {
     [
         format!("DELETE FROM mail_log WHERE fan_id IN ({PENDING_GROUP}) RETURNING id AS gone_mail"),
+        format!("DELETE FROM mail_events WHERE fan_id IN ({PENDING_GROUP}) RETURNING id AS gone_mail_event"),
+        format!(
+            "DELETE FROM webhook_attempts WHERE message_id IN (SELECT id FROM webhook_messages WHERE fan_id IN ({PENDING_GROUP})) RETURNING id AS gone_attempt"
+        ),
+        format!("DELETE FROM webhook_messages WHERE fan_id IN ({PENDING_GROUP}) RETURNING id AS gone_message"),
         format!("DELETE FROM consent_events WHERE fan_id IN ({PENDING_GROUP}) RETURNING id AS gone_event"),
         format!("DELETE FROM fan_restrictions WHERE fan_id IN ({PENDING_GROUP}) RETURNING fan_id AS gone_restriction"),
         format!("DELETE FROM fans WHERE id IN ({PENDING_GROUP}) RETURNING id AS gone_fan"),
@@ -222,6 +270,9 @@ impl<E: Env> Run<'_, E> {
                 let cutoff = link_stats_cutoff(now, self.s.link_stats_months);
                 self.drain(job, LINK_STATS, &[Param::Text(&cutoff)]).await
             }
+            "webhook_attempts" => self.drain(job, WEBHOOK_ATTEMPTS, &[Param::Int(now - self.s.webhook_days * DAY_MS)]).await,
+            "webhook_messages" => self.drain(job, WEBHOOK_MESSAGES, &[Param::Int(now - self.s.webhook_days * DAY_MS)]).await,
+            "inbound_webhooks" => self.drain(job, INBOUND_WEBHOOKS, &[Param::Int(now - self.s.inbound_webhook_days * DAY_MS)]).await,
             _ => Ok(()),
         }
     }

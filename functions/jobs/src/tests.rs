@@ -287,11 +287,15 @@ struct Ticking<'a> {
 impl Env for Ticking<'_> {
     type Db = <NativeEnv as Env>::Db;
     type Kv = <NativeEnv as Env>::Kv;
+    type Later = NativeEnv;
     fn db(&self) -> &Self::Db {
         self.inner.db()
     }
     fn kv(&self) -> &Self::Kv {
         self.inner.kv()
+    }
+    fn later(&self) -> NativeEnv {
+        self.inner.later()
     }
     fn var(&self, name: &str) -> Option<String> {
         self.inner.var(name)
@@ -314,6 +318,9 @@ impl Env for Ticking<'_> {
     }
     async fn fetch(&self, req: shared::Request) -> Result<Response, shared::Error> {
         self.inner.fetch(req).await
+    }
+    async fn fetch_untrusted(&self, req: shared::Request, timeout_ms: u32) -> Result<Response, shared::Error> {
+        self.inner.fetch_untrusted(req, timeout_ms).await
     }
     async fn sleep_ms(&self, ms: u32) {
         self.inner.sleep_ms(ms).await
@@ -351,4 +358,58 @@ fn the_time_budget_stops_a_run() {
     assert!(r.complete, "{r:?}");
     assert_eq!(count(&env, &format!("SELECT count(*) FROM mail_log WHERE at < {now} - 90 * 86400000")), 0);
     assert_eq!(count(&env, "SELECT count(*) FROM mail_log"), 1, "the new row stays");
+}
+
+#[test]
+fn webhook_attempts_and_finished_messages_older_than_90_days_go_pending_ones_stay() {
+    let env = env();
+    let now = env.now_ms();
+    let (old, edge) = (now - 90 * DAY - 1, now - 90 * DAY);
+    env.db
+        .conn()
+        .execute_batch(&format!(
+            "INSERT INTO webhook_endpoints (id, artist_id, url, events, secret_enc, created_at, updated_at) VALUES ('e1', 'a1', 'https://h.example.com/', '*', 'x', 0, 0);
+             INSERT INTO webhook_messages (id, artist_id, endpoint_id, event_id, type, payload, status, next_at, created_at) VALUES
+               ('m-old-done', 'a1', 'e1', 'c1', 'test', '{{}}', 'delivered', 0, {old}),
+               ('m-old-failed', 'a1', 'e1', 'c2', 'test', '{{}}', 'failed', 0, {old}),
+               ('m-old-pending', 'a1', 'e1', 'c3', 'test', '{{}}', 'pending', {later}, {old}),
+               ('m-edge-done', 'a1', 'e1', 'c4', 'test', '{{}}', 'delivered', 0, {edge});
+             INSERT INTO webhook_attempts (id, message_id, artist_id, at, status, latency_ms) VALUES
+               ('a-old', 'm-old-pending', 'a1', {old}, 500, 1), ('a-edge', 'm-old-pending', 'a1', {edge}, 500, 1),
+               ('a-of-old-done', 'm-old-done', 'a1', {edge}, 200, 1);
+             INSERT INTO inbound_webhooks (provider, msg_id, received_at) VALUES
+               ('resend', 'in-old', {in_old}), ('resend', 'in-edge', {in_edge});",
+            later = now + DAY,
+            in_old = now - 7 * DAY - 1,
+            in_edge = now - 7 * DAY,
+        ))
+        .unwrap();
+    let r = run(&env);
+    assert_eq!((r.removed("webhook_attempts"), r.removed("webhook_messages"), r.removed("inbound_webhooks")), (1, 2, 1), "{r:?}");
+    assert_eq!(ids(&env, "SELECT id FROM webhook_messages"), ["m-edge-done", "m-old-pending"], "still being tried, or not old enough");
+    assert_eq!(ids(&env, "SELECT id FROM webhook_attempts"), ["a-edge"], "a deleted message's attempts go with it");
+    assert_eq!(ids(&env, "SELECT msg_id FROM inbound_webhooks"), ["in-edge"]);
+}
+
+#[test]
+fn unconfirmed_signups_take_their_webhook_messages_and_mail_events_with_them() {
+    let env = env();
+    let now = env.now_ms();
+    fan(&env, "old-pending", "pending", now - 31 * DAY);
+    env.db
+        .conn()
+        .execute_batch(
+            "INSERT INTO webhook_endpoints (id, artist_id, url, events, secret_enc, created_at, updated_at) VALUES ('e1', 'a1', 'https://h.example.com/', '*', 'x', 0, 0);
+             INSERT INTO webhook_messages (id, artist_id, endpoint_id, event_id, type, fan_id, payload, status, next_at, created_at)
+               VALUES ('m1', 'a1', 'e1', 'c1', 'fan.subscribed', 'old-pending', '{}', 'failed', 0, 0);
+             INSERT INTO webhook_attempts (id, message_id, artist_id, at, status, latency_ms) VALUES ('a1', 'm1', 'a1', 0, 500, 1);
+             INSERT INTO mail_events (id, fan_id, artist_id, kind, bounce_type, provider, provider_msg_id, at)
+               VALUES ('me1', 'old-pending', 'a1', 'bounce', 'transient', 'resend', 'x', 0);",
+        )
+        .unwrap();
+    let r = run(&env);
+    assert_eq!(r.removed("pending_signups"), 1);
+    for table in ["fans", "webhook_messages", "webhook_attempts", "mail_events"] {
+        assert_eq!(count(&env, &format!("SELECT count(*) FROM {table}")), 0, "{table}");
+    }
 }

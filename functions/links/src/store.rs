@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use shared::cache::TtlCache;
-use shared::sql::{OwnedParam, OwnedStmt, Param};
+use shared::sql::{OwnedParam, OwnedStmt, Param, Stmt};
 use shared::{Db, Env, Error, Kv, Row};
 
 use crate::link::{Country, Definition, Link};
@@ -328,8 +328,9 @@ fn stored(row: &Row, first: usize) -> Result<Stored, Error> {
 }
 
 const CREATE: &str = "INSERT INTO links (id, artist_id, slug, definition, created_at, updated_at) \
-     VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?4) ON CONFLICT (slug) DO NOTHING RETURNING id, created_at";
-const REPLACE: &str = "UPDATE links SET definition = ?3, updated_at = ?4 WHERE artist_id = ?1 AND slug = ?2 RETURNING id, created_at";
+     VALUES (lower(hex(randomblob(16))), ?1, ?2, ?3, ?4, ?4) ON CONFLICT (slug) DO NOTHING RETURNING id AS link_id, created_at AS link_created";
+const REPLACE: &str =
+    "UPDATE links SET definition = ?3, updated_at = ?4 WHERE artist_id = ?1 AND slug = ?2 RETURNING id AS link_id, created_at AS link_created";
 
 /// Creates the link (`create`) or replaces the artist's own. `None` when
 /// creating a slug anyone already has, or replacing one the artist doesn't
@@ -338,7 +339,17 @@ pub async fn save(env: &impl Env, cache: &Cache, artist_id: &str, def: &Definiti
     let now = env.now_ms();
     let definition = def.to_json();
     let params = [Param::Text(artist_id), Param::Text(&def.slug), Param::Text(&definition), Param::Int(now)];
-    let rows = env.db().query(if create { CREATE } else { REPLACE }, &params).await?;
+    let change_id = shared::env::random_id(env)?;
+    let kind = if create { "link.created" } else { "link.updated" };
+    let hook = [Param::Text(artist_id), Param::Text(&change_id), Param::Text(&def.slug), Param::Text(kind), Param::Int(now)];
+    // The save and its webhook event in one batch: neither without the
+    // other. The event's first attempt is the jobs function's next run (a
+    // minute at most), not this function's: sending costs the redirect's
+    // .wasm ~45 KB gzip (AES-GCM for the endpoint's secret, HTTP client),
+    // over its 120 KiB budget (README "Webhooks").
+    let mut results = env.db().batch(&[Stmt::new(if create { CREATE } else { REPLACE }, &params), Stmt::new(shared::outbox::LINK_EVENT, &hook)]).await?;
+    results.pop();
+    let rows = results.pop().unwrap_or_default();
     let Some(row) = rows.first() else { return Ok(None) };
     let id = row.text(0).ok_or_else(|| Error::internal("links.id is not text"))?;
     write_through(env, cache, &def.slug, &Link::cached_json(id, artist_id, &definition)).await;

@@ -929,11 +929,15 @@ impl Later {
 impl shared::Env for Later {
     type Db = shared::adapters::native::SqliteDb;
     type Kv = shared::adapters::native::MemoryKv;
+    type Later = NativeEnv;
     fn db(&self) -> &Self::Db {
         self.env.db()
     }
     fn kv(&self) -> &Self::Kv {
         self.env.kv()
+    }
+    fn later(&self) -> NativeEnv {
+        self.env.later()
     }
     fn var(&self, name: &str) -> Option<String> {
         self.env.var(name)
@@ -968,6 +972,9 @@ impl shared::Env for Later {
     async fn fetch(&self, req: shared::Request) -> Result<Response, shared::Error> {
         self.env.fetch(req).await
     }
+    async fn fetch_untrusted(&self, req: shared::Request, timeout_ms: u32) -> Result<Response, shared::Error> {
+        self.env.fetch_untrusted(req, timeout_ms).await
+    }
     async fn sleep_ms(&self, ms: u32) {
         self.env.sleep_ms(ms).await
     }
@@ -991,7 +998,7 @@ impl Later {
     fn step(&self, i: usize) -> usize {
         let stmts = (self.queued.borrow_mut()[i])();
         if !stmts.is_empty() {
-            block_on(shared::env::write_owned(&self.env.db, &stmts)).expect("write");
+            block_on(shared::env::write_owned(shared::Env::db(&self.env), &stmts)).expect("write");
         }
         *self.statements.borrow_mut() = stmts.len();
         stmts.iter().map(|s| s.params.len() / 9).sum()

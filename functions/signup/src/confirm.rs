@@ -167,7 +167,9 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
     let event =
         [Param::Text(&event_id), Param::Text(&page.id), Param::Text(&consent_version), Param::Text(&consent_hash), Param::Int(now), Param::Text(&fan_id)];
     let update = [Param::Int(now), Param::Text(&fan_id)];
-    // Both guarded by status = 'pending', so a double click confirms once.
+    let hook = [Param::Text(&page.artist_id), Param::Text(&event_id), Param::Int(now)];
+    // Guarded by status = 'pending', so a double click confirms (and
+    // queues `fan.confirmed`) once.
     let result = env
         .db()
         .batch(&[
@@ -180,10 +182,14 @@ pub async fn confirm(slug: &str, token: &str, env: &impl Env) -> Response {
                 "UPDATE fans SET status = 'subscribed', confirmed_at = ?1, subscribed_at = ?1, updated_at = ?1 WHERE id = ?2 AND status = 'pending'",
                 &update,
             ),
+            Stmt::new(shared::outbox::FAN_EVENT, &hook),
         ])
         .await;
     match result {
-        Ok(_) => outcome(&page, State::AlreadySubscribed),
+        Ok(mut rows) => {
+            shared::outbox::deliver_later(env, shared::outbox::queued(rows.pop().unwrap_or_default()));
+            outcome(&page, State::AlreadySubscribed)
+        }
         Err(e) => server_fault(env, e),
     }
 }

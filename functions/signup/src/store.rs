@@ -1,12 +1,13 @@
 //! Reading capture pages and recording signups.
 //!
-//! A signup is one atomic batch, one database round trip, of five
+//! A signup is one atomic batch, one database round trip, of six
 //! statements that (1) count the client's and the page's rate-limit
 //! windows (a full one fails the batch, see `shared::ratelimit`), (2)
 //! insert the fan unless the artist already has this address, (3) append a
 //! consent event for a new fan or for an existing one whose state changes,
-//! (4) apply that change, and (5) reserve a confirmation mail if the fan
-//! ends up pending. The unique (artist_id, email_hash) constraint makes
+//! (4) apply that change, (5) queue `fan.subscribed` for the artist's
+//! webhook endpoints if (3) recorded something, and (6) reserve a
+//! confirmation mail if the fan ends up pending. The unique (artist_id, email_hash) constraint makes
 //! concurrent duplicates collapse into one row, and an unchanged re-signup
 //! writes nothing but its counters.
 
@@ -225,6 +226,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
         eu.into(),
     ];
     let reserve = [Param::Text(&page.artist_id), Param::Text(&hash), Param::Int(now)];
+    let hook = [Param::Text(&page.artist_id), Param::Text(&event_id), Param::Int(now)];
     let windows = Window::params_pair(limits[0], limits[1]);
     let result = env
         .db()
@@ -233,6 +235,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
             Stmt::new(INSERT_FAN, &insert),
             Stmt::new(event_sql(), &existing[..10]),
             Stmt::new(update_existing(), &existing),
+            Stmt::new(shared::outbox::FAN_EVENT, &hook),
             Stmt::new(crate::confirm::RESERVE, &reserve),
         ])
         .await;
@@ -243,6 +246,7 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     };
     ratelimit::sweep(env);
     let confirm = results.pop().and_then(|rows| rows.into_iter().next()).and_then(|mut r| r.take_text(0));
+    shared::outbox::deliver_later(env, shared::outbox::queued(results.pop().unwrap_or_default()));
     Ok(Recorded { status, confirm, at_ms: now })
 }
 

@@ -108,25 +108,30 @@ async fn unsubscribe(env: &impl Env, c: &Claims, fan: Fan, body: &[u8]) -> Respo
     };
     let event = [Param::Text(&event_id), Param::Text(method), Param::Int(now), Param::Text(&c.fan_id), Param::Text(&c.artist_id)];
     let update = [Param::Int(now), Param::Text(&c.fan_id), Param::Text(&c.artist_id)];
-    // Both guarded by status, so a repeated POST changes nothing.
+    let hook = [Param::Text(&c.artist_id), Param::Text(&event_id), Param::Int(now)];
+    // Guarded by status, so a repeated POST changes (and queues) nothing.
     let result = env
         .db()
         .batch(&[
             Stmt::new(
                 "INSERT INTO consent_events (id, fan_id, artist_id, kind, page_id, consent_version, consent_hash, method, at) \
                  SELECT ?1, id, artist_id, 'unsubscribe', NULL, consent_version, NULL, ?2, ?3 FROM fans \
-                 WHERE id = ?4 AND artist_id = ?5 AND status <> 'unsubscribed'",
+                 WHERE id = ?4 AND artist_id = ?5 AND status IN ('pending', 'subscribed')",
                 &event,
             ),
             Stmt::new(
                 "UPDATE fans SET status = 'unsubscribed', unsubscribed_at = ?1, updated_at = ?1 \
-                 WHERE id = ?2 AND artist_id = ?3 AND status <> 'unsubscribed'",
+                 WHERE id = ?2 AND artist_id = ?3 AND status IN ('pending', 'subscribed')",
                 &update,
             ),
+            Stmt::new(shared::outbox::FAN_EVENT, &hook),
         ])
         .await;
     match result {
-        Ok(_) => plain(StatusCode::OK, "You're unsubscribed", &format!("You won't get more emails from {}.", list_name(&fan))),
+        Ok(mut rows) => {
+            shared::outbox::deliver_later(env, shared::outbox::queued(rows.pop().unwrap_or_default()));
+            plain(StatusCode::OK, "You're unsubscribed", &format!("You won't get more emails from {}.", list_name(&fan)))
+        }
         Err(e) => server_fault(env, e),
     }
 }

@@ -187,3 +187,16 @@ fn wrong_method_is_405_with_allow() {
     assert_eq!(res.headers()["allow"], "GET, HEAD, POST");
     assert_eq!(status(&env), "subscribed");
 }
+
+#[test]
+fn a_bounced_or_complained_fan_keeps_that_status() {
+    for kept in ["bounced", "complained"] {
+        let env = env();
+        env.db.conn().execute("UPDATE fans SET status = ?1", [kept]).unwrap();
+        let t = token(&format!("t2:{K_NEW}"), FAN, "a1");
+        let res = send(&env, Method::POST, &format!("/u/{t}"), b"List-Unsubscribe=One-Click");
+        assert_eq!(res.status(), 200, "they get no mail either way: the answer is the same");
+        assert_eq!(status(&env), kept, "a complaint or bounce is not overwritten by a later click");
+        assert!(events(&env).is_empty());
+    }
+}

@@ -4,6 +4,8 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
 use std::task::{Context as TaskContext, Poll, Waker};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -13,9 +15,9 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::{future_to_promise, JsFuture};
 use worker::web_sys;
 
-use crate::env::{parse_client_addr, Client, Db, Env, Kv};
+use crate::env::{parse_client_addr, Client, Db, Env, Kv, MAX_UNTRUSTED_BODY};
 use crate::geo::Place;
-use crate::httpx::{self, MAX_BODY};
+use crate::httpx;
 use crate::sql::{Cell, Param, Row, Stmt};
 use crate::{Error, ErrorKind, Request, Response};
 
@@ -29,9 +31,13 @@ fn err(context: &str, e: impl std::fmt::Display) -> Error {
     Error::unavailable(format_args!("{context}: {e}"))
 }
 
+/// Cheap to clone (handles into JS, one `Rc`): a clone is what
+/// [`Env::later`] hands to deferred work.
+#[derive(Clone)]
 pub struct Platform {
     env: worker::Env,
-    ctx: worker::Context,
+    /// Shared, not copied: `worker::Context` is not `Clone`.
+    ctx: Rc<worker::Context>,
     /// Read on first use: most requests never need it.
     client: OnceCell<Client>,
     /// The incoming request, for headers functions do not get (the client
@@ -74,10 +80,12 @@ export function head(r, names, buf) {
   const m = r.method;
   const h = r.headers;
   let s = m + "\n" + r.url + "\n" + (h.get("cf-ipcountry") ?? "");
-  // The last three names (content-type, origin, sec-fetch-site) matter
-  // only to requests with a body: GET and HEAD skip them (each `get` is a
-  // call into the runtime). See httpx::BODY_ONLY_HEADERS.
-  const n = m === "GET" || m === "HEAD" ? names.length - 3 : names.length;
+  // The last nine names (content-type, origin, sec-fetch-site and the
+  // six webhook signature headers) matter only to requests with a body:
+  // GET and HEAD skip them (each `get` is a call into the runtime), and
+  // the signature headers are read only under /hooks/, so a signup POST
+  // does not pay for them. See httpx::BODY_ONLY_HEADERS, SIGNATURE_HEADERS.
+  const n = m === "GET" || m === "HEAD" ? names.length - 9 : r.url.includes("/hooks/") ? names.length : names.length - 6;
   for (let i = 0; i < n; i++) {
     const v = h.get(names[i]);
     if (v !== null) s += "\n" + names[i] + ":" + v;
@@ -144,8 +152,9 @@ extern "C" {
     fn js_fail() -> web_sys::Response;
 }
 
-// `head` skips the last three names for GET and HEAD.
-const _: () = assert!(httpx::BODY_ONLY_HEADERS == 3);
+// `head` skips the last nine names for GET and HEAD, and the last six
+// outside /hooks/.
+const _: () = assert!(httpx::BODY_ONLY_HEADERS == 9 && httpx::SIGNATURE_HEADERS == 6);
 
 /// The client address Cloudflare sets.
 const CLIENT_IP: &str = "cf-connecting-ip";
@@ -221,7 +230,7 @@ where
             Ok(req) => req,
             Err(e) => return httpx::early_error(&e, form),
         };
-        let platform = Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, country };
+        let platform = Platform::new(env, ctx, raw, country);
         handler(req, platform).await
     });
     match fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop())) {
@@ -243,8 +252,7 @@ where
         // A stand-in request: nothing reads it on this path (no headers,
         // no `cf`), and the fetch path's `Platform` stays as it is.
         let raw = web_sys::Request::new_with_str("https://scheduled.invalid/")?;
-        let platform =
-            Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: worker::Context::new(ctx), client: OnceCell::new(), raw, country: None };
+        let platform = Platform::new(env, ctx, raw, None);
         match job(platform).await {
             Ok(()) => Ok(JsValue::UNDEFINED),
             Err(e) => Err(js_sys::Error::new(&e.to_string()).into()),
@@ -254,12 +262,12 @@ where
 }
 
 /// Builds our request from the head string and, when there is one, the
-/// body (capped at [`MAX_BODY`]).
+/// body (capped at the route's [`httpx::body_limit`]).
 async fn read_request((method, uri, headers): Head, raw: &web_sys::Request) -> Result<Request, Error> {
     // The runtime refuses a body on GET and HEAD, so those skip the call.
     let stream = if method == Method::GET || method == Method::HEAD { None } else { raw.body() };
     let body = match stream {
-        Some(stream) => read_body(raw, stream).await?,
+        Some(stream) => read_body(raw, stream, httpx::body_limit(uri.path())).await?,
         None => Vec::new(),
     };
     let mut req = Request::new(body);
@@ -344,12 +352,12 @@ fn split_url(url: &str) -> (&str, &str) {
     }
 }
 
-async fn read_body(raw: &web_sys::Request, stream: web_sys::ReadableStream) -> Result<Vec<u8>, Error> {
+async fn read_body(raw: &web_sys::Request, stream: web_sys::ReadableStream, limit: usize) -> Result<Vec<u8>, Error> {
     let declared = raw.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY) {
-        return Err(httpx::too_large());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(httpx::too_large_for(limit));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(MAX_BODY));
+    let mut body = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
     let unreadable = |e: JsValue| Error::new(ErrorKind::BadRequest, format!("could not read the body: {}", js_message(&e)));
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     loop {
@@ -359,10 +367,10 @@ async fn read_body(raw: &web_sys::Request, stream: web_sys::ReadableStream) -> R
         }
         let bytes = Uint8Array::new(&js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(unreadable)?);
         let len = bytes.length() as usize;
-        if body.len() + len > MAX_BODY {
+        if body.len() + len > limit {
             // Stop reading; the runtime discards the rest.
             let _ = reader.cancel();
-            return Err(httpx::too_large());
+            return Err(httpx::too_large_for(limit));
         }
         let at = body.len();
         body.resize(at + len, 0);
@@ -434,6 +442,7 @@ fn into_js(res: Response) -> web_sys::Response {
     })
 }
 
+#[derive(Clone)]
 pub struct D1(worker::Env);
 
 impl D1 {
@@ -512,6 +521,7 @@ impl Db for D1 {
     }
 }
 
+#[derive(Clone)]
 pub struct WorkersKv(worker::Env);
 
 impl WorkersKv {
@@ -539,6 +549,10 @@ impl Kv for WorkersKv {
 }
 
 impl Platform {
+    fn new(env: worker::Env, ctx: worker::worker_sys::Context, raw: web_sys::Request, country: Option<String>) -> Platform {
+        Platform { db: D1(env.clone()), kv: WorkersKv(env.clone()), env, ctx: Rc::new(worker::Context::new(ctx)), client: OnceCell::new(), raw, country }
+    }
+
     /// The location fields of `request.cf`: country, region, city.
     fn cf_fields(&self) -> [Option<String>; 3] {
         let place = js_place(&self.raw);
@@ -550,12 +564,16 @@ impl Platform {
 impl Env for Platform {
     type Db = D1;
     type Kv = WorkersKv;
+    type Later = Platform;
 
     fn db(&self) -> &D1 {
         &self.db
     }
     fn kv(&self) -> &WorkersKv {
         &self.kv
+    }
+    fn later(&self) -> Platform {
+        self.clone()
     }
     fn var(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_uppercase();
@@ -584,6 +602,9 @@ impl Env for Platform {
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
+    }
+    async fn fetch_untrusted(&self, req: Request, timeout_ms: u32) -> Result<Response, Error> {
+        send_untrusted(req, timeout_ms).await
     }
     async fn sleep_ms(&self, ms: u32) {
         worker::Delay::from(std::time::Duration::from_millis(u64::from(ms))).await;
@@ -635,22 +656,134 @@ impl Env for Platform {
 
 /// Outbound HTTP through the runtime's `fetch`.
 async fn send(req: Request) -> Result<Response, Error> {
+    let out = outgoing(req, worker::RequestRedirect::Follow)?;
+    let mut res = worker::Fetch::Request(out).send().await.map_err(|e| err("fetch", e))?;
+    let bytes = res.bytes().await.map_err(|e| err("fetch body", e))?;
+    response_head(&res).body(bytes).map_err(|e| err("fetch response", e))
+}
+
+/// Outbound HTTP to an untrusted address (see [`Env::fetch_untrusted`]).
+async fn send_untrusted(req: Request, timeout_ms: u32) -> Result<Response, Error> {
+    let abort = worker::AbortController::default();
+    let signal = abort.signal();
+    let call = async {
+        // Manual: a 3xx is the answer, so a redirect cannot point the
+        // call somewhere its checks never saw.
+        let out = outgoing(req, worker::RequestRedirect::Manual)?;
+        let res = worker::Fetch::Request(out).send_with_signal(&signal).await.map_err(|e| err("fetch", e))?;
+        let body = read_capped(&res).await?;
+        response_head(&res).body(body).map_err(|e| err("fetch response", e))
+    };
+    match within(call, Timer::start(timeout_ms)).await {
+        Some(answer) => answer,
+        None => {
+            // Dropping the call leaves the subrequest running; this ends it.
+            abort.abort();
+            Err(Error::unavailable("fetch: timed out"))
+        }
+    }
+}
+
+/// Resolves after a while; the timer is cleared if dropped before.
+///
+/// Not `worker::Delay`: that keeps the waker of its first poll, and
+/// [`serve`] makes the first poll with a no-op waker, so a timer started
+/// before the handler's first wait would never wake the request.
+/// `JsFuture` takes the waker of every poll.
+struct Timer {
+    fired: JsFuture,
+    id: Option<i32>,
+}
+
+impl Timer {
+    fn start(ms: u32) -> Timer {
+        let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let mut id = None;
+        let fired = js_sys::Promise::new(&mut |resolve, _| {
+            id = scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, i32::try_from(ms).unwrap_or(i32::MAX)).ok();
+        });
+        Timer { fired: JsFuture::from(fired), id }
+    }
+}
+
+impl Future for Timer {
+    type Output = ();
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
+        let this = &mut *self;
+        // Without a timer (setTimeout refused) it ends at once: better
+        // than a call that may never end.
+        if this.id.is_none() {
+            return Poll::Ready(());
+        }
+        std::pin::Pin::new(&mut this.fired).poll(cx).map(|_| this.id = None)
+    }
+}
+
+impl Drop for Timer {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            js_sys::global().unchecked_into::<web_sys::WorkerGlobalScope>().clear_timeout_with_handle(id);
+        }
+    }
+}
+
+/// `fut`'s output, or `None` if `timer` finishes first (`fut` is then
+/// dropped unfinished).
+async fn within<F: Future>(fut: F, timer: impl Future<Output = ()>) -> Option<F::Output> {
+    let (mut fut, mut timer) = (pin!(fut), pin!(timer));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+fn outgoing(req: Request, redirect: worker::RequestRedirect) -> Result<worker::Request, Error> {
     let (parts, body) = req.into_parts();
     let headers = worker::Headers::new();
     for (name, value) in &parts.headers {
         headers.append(name.as_str(), value.to_str().unwrap_or("")).map_err(|e| err("fetch header", e))?;
     }
     let mut init = worker::RequestInit::new();
-    init.with_method(worker::Method::from(parts.method.as_str().to_owned())).with_headers(headers);
+    init.with_method(worker::Method::from(parts.method.as_str().to_owned())).with_headers(headers).with_redirect(redirect);
     if !body.is_empty() {
         init.with_body(Some(Uint8Array::from(body.as_slice()).into()));
     }
-    let out = worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| err("fetch", e))?;
-    let mut res = worker::Fetch::Request(out).send().await.map_err(|e| err("fetch", e))?;
+    worker::Request::new_with_init(&parts.uri.to_string(), &init).map_err(|e| err("fetch", e))
+}
+
+fn response_head(res: &worker::Response) -> http::response::Builder {
     let mut builder = http::Response::builder().status(res.status_code());
     for (name, value) in res.headers().entries() {
         builder = builder.header(name, value);
     }
-    let bytes = res.bytes().await.map_err(|e| err("fetch body", e))?;
-    builder.body(bytes).map_err(|e| err("fetch response", e))
+    builder
+}
+
+/// Up to [`MAX_UNTRUSTED_BODY`] of `res`'s body; the rest is never read.
+async fn read_capped(res: &worker::Response) -> Result<Vec<u8>, Error> {
+    let stream = match res.body() {
+        worker::ResponseBody::Empty => return Ok(Vec::new()),
+        worker::ResponseBody::Body(bytes) => return Ok(bytes[..bytes.len().min(MAX_UNTRUSTED_BODY)].to_vec()),
+        worker::ResponseBody::Stream(stream) => stream,
+    };
+    let failed = |e: JsValue| Error::unavailable(format_args!("fetch body: {}", js_message(&e)));
+    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let mut body = Vec::new();
+    while body.len() < MAX_UNTRUSTED_BODY {
+        let chunk = JsFuture::from(reader.read()).await.map_err(failed)?;
+        if js_sys::Reflect::get(&chunk, &JsValue::from_str("done")).map_err(failed)?.is_truthy() {
+            return Ok(body);
+        }
+        let bytes = Uint8Array::new(&js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(failed)?);
+        let take = (bytes.length() as usize).min(MAX_UNTRUSTED_BODY - body.len());
+        let at = body.len();
+        body.resize(at + take, 0);
+        bytes.subarray(0, take as u32).copy_to(&mut body[at..]);
+    }
+    // Tells the runtime to drop the rest rather than buffer it.
+    let _ = reader.cancel();
+    Ok(body)
 }

@@ -6,15 +6,16 @@ use std::cell::{Cell as StdCell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{Value as SqlValue, ValueRef};
 
-use crate::env::{Client, Db, Env, Kv};
+use crate::env::{Client, Db, Env, Kv, MAX_UNTRUSTED_BODY};
 use crate::geo::{self, mmdb, Place};
 use crate::sql::{Cell, Param, Row, Stmt};
 use crate::{Error, Request, Response};
@@ -31,6 +32,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0008_rate_windows.sql", include_str!("../../../schema/0008_rate_windows.sql")),
     ("0009_fan_rights.sql", include_str!("../../../schema/0009_fan_rights.sql")),
     ("0010_retention.sql", include_str!("../../../schema/0010_retention.sql")),
+    ("0011_webhooks.sql", include_str!("../../../schema/0011_webhooks.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.
@@ -179,30 +181,35 @@ impl Kv for MemoryKv {
 
 /// The native environment. Clock and client are settable so tests can
 /// move time and change who is asking.
+///
+/// A clone (what [`Env::later`] hands out) shares the database, KV, clock,
+/// geo files and logs with the original, so a test sees what deferred work
+/// did; variables and client are copied.
+#[derive(Clone)]
 pub struct NativeEnv {
-    pub db: SqliteDb,
-    pub kv: MemoryKv,
+    pub db: Rc<SqliteDb>,
+    pub kv: Rc<MemoryKv>,
     pub vars: HashMap<String, String>,
     pub client: Client,
-    pub geo: Vec<mmdb::Mmdb<std::fs::File>>,
-    now_ms: StdCell<i64>,
-    pub errors: RefCell<Vec<String>>,
+    pub geo: Rc<Vec<mmdb::Mmdb<std::fs::File>>>,
+    now_ms: Rc<StdCell<i64>>,
+    pub errors: Rc<RefCell<Vec<String>>>,
     /// What [`Env::log_info`] logged.
-    pub info: RefCell<Vec<String>>,
+    pub info: Rc<RefCell<Vec<String>>>,
 }
 
 impl NativeEnv {
     /// In-memory database and KV; no variables set.
     pub fn memory() -> Result<NativeEnv, Error> {
         Ok(NativeEnv {
-            db: SqliteDb::memory()?,
-            kv: MemoryKv::default(),
+            db: Rc::new(SqliteDb::memory()?),
+            kv: Rc::default(),
             vars: HashMap::new(),
             client: Client::default(),
-            geo: Vec::new(),
-            now_ms: StdCell::new(1_767_225_600_000), // 2026-01-01T00:00:00Z
-            errors: RefCell::new(Vec::new()),
-            info: RefCell::new(Vec::new()),
+            geo: Rc::default(),
+            now_ms: Rc::new(StdCell::new(1_767_225_600_000)), // 2026-01-01T00:00:00Z
+            errors: Rc::default(),
+            info: Rc::default(),
         })
     }
 
@@ -214,7 +221,8 @@ impl NativeEnv {
     /// Opens an MMDB file for [`Env::place`].
     pub fn add_geo_file(&mut self, path: &Path) -> Result<(), Error> {
         let file = std::fs::File::open(path).map_err(|e| Error::internal(format_args!("geo file: {e}")))?;
-        self.geo.push(mmdb::Mmdb::open(file).map_err(|e| Error::internal(format_args!("geo file: {e}")))?);
+        let db = mmdb::Mmdb::open(file).map_err(|e| Error::internal(format_args!("geo file: {e}")))?;
+        Rc::get_mut(&mut self.geo).ok_or_else(|| Error::internal("geo file: add geo files before sharing the environment (Env::later)"))?.push(db);
         Ok(())
     }
 
@@ -235,6 +243,7 @@ impl NativeEnv {
 impl Env for NativeEnv {
     type Db = SqliteDb;
     type Kv = MemoryKv;
+    type Later = NativeEnv;
 
     fn db(&self) -> &SqliteDb {
         &self.db
@@ -242,6 +251,9 @@ impl Env for NativeEnv {
     fn kv(&self) -> &MemoryKv {
         self.kv.now_ms.set(self.now_ms.get());
         &self.kv
+    }
+    fn later(&self) -> NativeEnv {
+        self.clone()
     }
     fn var(&self, name: &str) -> Option<String> {
         self.vars.get(name).cloned()
@@ -267,6 +279,9 @@ impl Env for NativeEnv {
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         http1_fetch(req)
     }
+    async fn fetch_untrusted(&self, req: Request, timeout_ms: u32) -> Result<Response, Error> {
+        http1_exchange(req, Limits { deadline: Some(Duration::from_millis(u64::from(timeout_ms))), body_cap: Some(MAX_UNTRUSTED_BODY) })
+    }
     async fn sleep_ms(&self, ms: u32) {
         self.advance_ms(i64::from(ms));
     }
@@ -277,7 +292,7 @@ impl Env for NativeEnv {
             Err(e) => e.to_string(),
         };
         self.log_error(&format!("deferred fetch: {failure}"));
-        if let Err(e) = block_on(crate::env::write_owned(&self.db, &on_failure)) {
+        if let Err(e) = block_on(crate::env::write_owned(self.db(), &on_failure)) {
             self.log_error(&format!("deferred fetch: undoing: {e}"));
         }
     }
@@ -290,7 +305,7 @@ impl Env for NativeEnv {
             if stmts.is_empty() {
                 break;
             }
-            if let Err(e) = block_on(crate::env::write_owned(&self.db, &stmts)) {
+            if let Err(e) = block_on(crate::env::write_owned(self.db(), &stmts)) {
                 self.log_error(&format!("deferred write: {e}"));
             }
         }
@@ -305,16 +320,49 @@ impl Env for NativeEnv {
 
 /// Minimal blocking HTTP/1.1 client for `http://` URLs (tests talk to
 /// local servers; nothing native needs TLS). The request URI must be
-/// absolute.
+/// absolute. Redirects are never followed.
 pub fn http1_fetch(req: Request) -> Result<Response, Error> {
+    http1_exchange(req, Limits::default())
+}
+
+/// What [`http1_exchange`] allows a call. The default is [`http1_fetch`]'s:
+/// no overall deadline (each read waits up to 10 s) and the whole body.
+#[derive(Default)]
+struct Limits {
+    /// How long the whole call may take, connecting included.
+    deadline: Option<Duration>,
+    /// Bytes of body to read; the rest is never read.
+    body_cap: Option<usize>,
+}
+
+fn http1_exchange(req: Request, limits: Limits) -> Result<Response, Error> {
+    let started = Instant::now();
     let uri = req.uri().clone();
     if uri.scheme_str() != Some("http") {
         return Err(Error::unavailable("native fetch supports http:// only"));
     }
     let authority = uri.authority().ok_or_else(|| Error::unavailable("URL without host"))?;
     let addr = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
-    let mut stream = TcpStream::connect(&addr).map_err(Error::unavailable)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(Error::unavailable)?;
+    let timed_out = || Error::unavailable(format_args!("{addr}: timed out"));
+    // What is left of the deadline, or the per-read wait without one;
+    // `None` once the deadline has passed (a zero timeout is refused).
+    let remaining = || match limits.deadline {
+        Some(d) => d.checked_sub(started.elapsed()).filter(|left| !left.is_zero()),
+        None => Some(Duration::from_secs(10)),
+    };
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut if limits.deadline.is_some() => timed_out(),
+        _ => Error::unavailable(e),
+    };
+    let mut stream = match limits.deadline {
+        None => TcpStream::connect(&addr).map_err(Error::unavailable)?,
+        Some(_) => connect_within(&addr, &remaining, &timed_out)?,
+    };
+    let left = remaining().ok_or_else(timed_out)?;
+    stream.set_read_timeout(Some(left)).map_err(Error::unavailable)?;
+    if limits.deadline.is_some() {
+        stream.set_write_timeout(Some(left)).map_err(Error::unavailable)?;
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     let head = format!("{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n", req.method(), path, authority, req.body().len());
     let mut head = head.into_bytes();
@@ -326,35 +374,47 @@ pub fn http1_fetch(req: Request) -> Result<Response, Error> {
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    stream.write_all(&head).and_then(|_| stream.write_all(req.body())).map_err(Error::unavailable)?;
+    stream.write_all(&head).and_then(|_| stream.write_all(req.body())).map_err(io_err)?;
     // Servers may hold the connection open despite `connection: close`,
     // so stop at the end of the message rather than at EOF.
     let is_head = req.method() == http::Method::HEAD;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
-        if let Some(res) = parse_http1_response(&raw, is_head) {
+        if let Some(res) = parse_http1(&raw, false, is_head, limits.body_cap) {
             return Ok(res);
         }
-        let n = stream.read(&mut buf).map_err(Error::unavailable)?;
+        if limits.deadline.is_some() {
+            stream.set_read_timeout(Some(remaining().ok_or_else(timed_out)?)).map_err(Error::unavailable)?;
+        }
+        let n = stream.read(&mut buf).map_err(io_err)?;
         if n == 0 {
-            return parse_http1_response_at_eof(&raw, is_head).ok_or_else(|| Error::unavailable("malformed HTTP response"));
+            return parse_http1(&raw, true, is_head, limits.body_cap).ok_or_else(|| Error::unavailable("malformed HTTP response"));
         }
         raw.extend_from_slice(&buf[..n]);
     }
 }
 
-/// A complete response, or `None` while more bytes are needed.
-fn parse_http1_response(raw: &[u8], head: bool) -> Option<Response> {
-    parse_http1(raw, false, head)
+/// Connects to the first of `addr`'s addresses that answers before the
+/// deadline runs out.
+fn connect_within(addr: &str, remaining: &dyn Fn() -> Option<Duration>, timed_out: &dyn Fn() -> Error) -> Result<TcpStream, Error> {
+    let mut last = None;
+    for sock in addr.to_socket_addrs().map_err(Error::unavailable)? {
+        let left = remaining().ok_or_else(timed_out)?;
+        match TcpStream::connect_timeout(&sock, left) {
+            Ok(stream) => return Ok(stream),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return Err(timed_out()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| Error::unavailable(format_args!("{addr}: no address")), Error::unavailable))
 }
 
-/// At EOF a response without length or chunking ends where the bytes do.
-fn parse_http1_response_at_eof(raw: &[u8], head: bool) -> Option<Response> {
-    parse_http1(raw, true, head)
-}
-
-fn parse_http1(raw: &[u8], eof: bool, is_head: bool) -> Option<Response> {
+/// A complete response, or `None` while more bytes are needed. At EOF
+/// (`eof`) a response without length or chunking ends where the bytes do.
+/// With `cap`, a body is complete once that much of it has come, and is
+/// cut there.
+fn parse_http1(raw: &[u8], eof: bool, is_head: bool, cap: Option<usize>) -> Option<Response> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&raw[..split]).ok()?;
     let mut lines = head.split("\r\n");
@@ -372,32 +432,54 @@ fn parse_http1(raw: &[u8], eof: bool, is_head: bool) -> Option<Response> {
     }
     let body = &raw[split + 4..];
     let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
-    let body = if no_body {
+    let enough = |got: usize| cap.is_some_and(|c| got >= c);
+    let mut body = if no_body {
         Vec::new()
     } else if chunked {
-        dechunk(body)?
+        let (decoded, done) = dechunk_prefix(body)?;
+        if !done && !enough(decoded.len()) {
+            return None;
+        }
+        decoded
     } else if let Some(n) = length {
-        body.get(..n)?.to_vec()
-    } else if eof {
+        body.get(..n).or_else(|| enough(body.len()).then_some(body))?.to_vec()
+    } else if eof || enough(body.len()) {
         body.to_vec()
     } else {
         return None;
     };
+    if let Some(c) = cap {
+        body.truncate(c);
+    }
     res.body(body).ok()
 }
 
-fn dechunk(mut body: &[u8]) -> Option<Vec<u8>> {
+fn dechunk(body: &[u8]) -> Option<Vec<u8>> {
+    match dechunk_prefix(body)? {
+        (out, true) => Some(out),
+        (_, false) => None,
+    }
+}
+
+/// Decodes a chunked body as far as it has come: the bytes so far and
+/// whether the last chunk was seen. `None` when it is malformed.
+fn dechunk_prefix(mut body: &[u8]) -> Option<(Vec<u8>, bool)> {
     let mut out = Vec::new();
     loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n")?;
+        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else { return Some((out, false)) };
         let size_text = std::str::from_utf8(&body[..line_end]).ok()?;
         let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
         body = &body[line_end + 2..];
         if size == 0 {
-            return Some(out);
+            return Some((out, true));
         }
-        out.extend_from_slice(body.get(..size)?);
-        body = body.get(size + 2..)?;
+        let Some(chunk) = body.get(..size) else {
+            out.extend_from_slice(body);
+            return Some((out, false));
+        };
+        out.extend_from_slice(chunk);
+        let Some(rest) = body.get(size + 2..) else { return Some((out, false)) };
+        body = rest;
     }
 }
 
@@ -505,5 +587,198 @@ pub mod recorder {
         }
         let body = if chunked { super::dechunk(&body)? } else { body };
         Some(Recorded { method, path, headers, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::{block_on, NativeEnv};
+    use crate::env::{Db, Env, Kv, MAX_UNTRUSTED_BODY};
+    use crate::ErrorKind;
+
+    fn get(url: &str) -> crate::Request {
+        http::Request::builder().uri(url).body(Vec::new()).unwrap()
+    }
+
+    /// Serves every connection with `answer(conn)` on its own thread, so a
+    /// handler that never answers holds its connection open. Returns the
+    /// base URL and how many connections came.
+    fn serve(answer: impl Fn(TcpStream) + Send + Sync + 'static) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (answer, counted) = (Arc::new(answer), Arc::clone(&hits));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let answer = Arc::clone(&answer);
+                std::thread::spawn(move || answer(conn));
+            }
+        });
+        (url, hits)
+    }
+
+    /// Reads the request head, so the client's write never blocks.
+    fn read_head(conn: &mut TcpStream) {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+            match conn.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    #[test]
+    fn untrusted_fetch_gives_up_on_a_silent_server() {
+        let (url, hits) = serve(|mut conn| {
+            read_head(&mut conn);
+            // Holds the connection open without a word.
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let env = NativeEnv::memory().unwrap();
+        let started = Instant::now();
+        let e = block_on(env.fetch_untrusted(get(&format!("{url}/hook")), 300)).unwrap_err();
+        let took = started.elapsed();
+        assert_eq!(e.kind, ErrorKind::Unavailable, "{e:?}");
+        assert!(e.message.contains("timed out"), "{e:?}");
+        assert!(took >= Duration::from_millis(250) && took < Duration::from_secs(2), "took {took:?}");
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn untrusted_fetch_gives_up_on_a_trickling_body() {
+        // Each byte comes well within the timeout; the whole never does.
+        let (url, _) = serve(|mut conn| {
+            read_head(&mut conn);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n");
+            for _ in 0..100 {
+                std::thread::sleep(Duration::from_millis(50));
+                if conn.write_all(b"x").is_err() {
+                    return;
+                }
+            }
+        });
+        let env = NativeEnv::memory().unwrap();
+        let started = Instant::now();
+        let e = block_on(env.fetch_untrusted(get(&url), 300)).unwrap_err();
+        assert!(e.message.contains("timed out"), "{e:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn untrusted_fetch_returns_a_redirect_unfollowed() {
+        let (target, target_hits) = serve(|mut conn| {
+            read_head(&mut conn);
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        });
+        let (url, _) = serve(move |mut conn| {
+            read_head(&mut conn);
+            let _ = write!(conn, "HTTP/1.1 302 Found\r\nlocation: {target}/elsewhere\r\ncontent-length: 5\r\n\r\nmoved");
+        });
+        let env = NativeEnv::memory().unwrap();
+        let res = block_on(env.fetch_untrusted(get(&url), 2000)).unwrap();
+        assert_eq!(res.status(), 302);
+        assert!(res.headers()["location"].to_str().unwrap().ends_with("/elsewhere"));
+        assert_eq!(res.body(), b"moved");
+        assert_eq!(target_hits.load(Ordering::SeqCst), 0, "the redirect was followed");
+    }
+
+    #[test]
+    fn untrusted_fetch_reads_at_most_the_cap() {
+        let big: Vec<u8> = (0..4 * MAX_UNTRUSTED_BODY).map(|i| b'a' + (i % 26) as u8).collect();
+        let env = NativeEnv::memory().unwrap();
+        // Declared length, chunked, and until EOF; each sends more than the
+        // cap and then stalls, so a client that waits for the whole body
+        // (or for EOF) times out instead of answering.
+        for framing in ["length", "chunked", "eof"] {
+            let sent = big.clone();
+            let (url, _) = serve(move |mut conn| {
+                read_head(&mut conn);
+                let head = match framing {
+                    "length" => format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", sent.len() * 10),
+                    "chunked" => "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n".to_owned(),
+                    _ => "HTTP/1.1 200 OK\r\n\r\n".to_owned(),
+                };
+                let _ = conn.write_all(head.as_bytes());
+                let _ = if framing == "chunked" {
+                    // Small chunks, so the cap falls inside one.
+                    sent.chunks(1000).try_for_each(|c| write!(conn, "{:x}\r\n", c.len()).and_then(|_| conn.write_all(c)).and_then(|_| conn.write_all(b"\r\n")))
+                } else {
+                    conn.write_all(&sent)
+                };
+                std::thread::sleep(Duration::from_secs(30));
+            });
+            let res = block_on(env.fetch_untrusted(get(&url), 1500)).unwrap_or_else(|e| panic!("{framing}: {e}"));
+            assert_eq!(res.status(), 200, "{framing}");
+            assert_eq!(res.body().len(), MAX_UNTRUSTED_BODY, "{framing}");
+            assert_eq!(res.body()[..], big[..MAX_UNTRUSTED_BODY], "{framing}");
+        }
+    }
+
+    #[test]
+    fn untrusted_fetch_keeps_a_small_body_whole() {
+        let (url, _) = serve(|mut conn| {
+            read_head(&mut conn);
+            let _ = conn.write_all(b"HTTP/1.1 500 Oops\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+            std::thread::sleep(Duration::from_secs(30));
+        });
+        let env = NativeEnv::memory().unwrap();
+        let res = block_on(env.fetch_untrusted(get(&url), 1500)).unwrap();
+        assert_eq!((res.status().as_u16(), res.body().as_slice()), (500, &b"hello"[..]));
+    }
+
+    #[test]
+    fn later_shares_the_database_clock_and_logs() {
+        let env = NativeEnv::memory().unwrap();
+        let later = env.later();
+        block_on(later.db().execute("CREATE TABLE t (v TEXT)", &[])).unwrap();
+        block_on(later.db().execute("INSERT INTO t VALUES ('from later')", &[])).unwrap();
+        let v: String = env.db.conn().query_row("SELECT v FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(v, "from later");
+
+        let before = env.now_ms();
+        later.advance_secs(60);
+        assert_eq!(env.now_ms(), before + 60_000);
+        env.advance_secs(1);
+        assert_eq!(later.now_ms(), before + 61_000);
+
+        block_on(later.kv().put("k", b"v", Some(60))).unwrap();
+        assert_eq!(block_on(env.kv().get("k")).unwrap().as_deref(), Some(&b"v"[..]));
+        env.advance_secs(61);
+        assert_eq!(block_on(later.kv().get("k")).unwrap(), None, "the KV expires on the shared clock");
+
+        later.log_error("oops");
+        later.log_info("done");
+        assert_eq!(*env.errors.borrow(), ["oops"]);
+        assert_eq!(*env.info.borrow(), ["done"]);
+    }
+
+    #[test]
+    fn work_deferred_from_deferred_work_runs() {
+        let env = NativeEnv::memory().unwrap();
+        let later = env.later();
+        env.defer(async move {
+            let inner = later.later();
+            later.defer(async move {
+                inner.db().execute("CREATE TABLE deferred (v INTEGER)", &[]).await.unwrap();
+            });
+        });
+        assert_eq!(env.db.conn().query_row("SELECT count(*) FROM sqlite_master WHERE name = 'deferred'", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+    }
+
+    #[test]
+    fn geo_files_come_before_sharing() {
+        let mut env = NativeEnv::memory().unwrap();
+        let _later = env.later();
+        let e = env.add_geo_file(std::path::Path::new("/dev/null")).unwrap_err();
+        assert!(e.message.contains("geo file"), "{e:?}");
     }
 }

@@ -10,14 +10,20 @@
 use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
 use spin_sdk::http::IncomingRequest;
+use spin_sdk::wit::wasi::http0_2_0::{outgoing_handler, types};
 use spin_sdk::{key_value, sqlite, variables};
+use wasi::clocks::monotonic_clock;
+use wasi::io::poll::Pollable;
+use wasi::io::streams::StreamError;
 
-use crate::env::{parse_client_addr, Client, Db, Env, Kv};
+use crate::env::{parse_client_addr, Client, Db, Env, Kv, MAX_UNTRUSTED_BODY};
 use crate::geo::{self, mmdb, Place};
-use crate::httpx::{self, MAX_BODY};
+use crate::httpx;
 use crate::sql::{Cell, Param, Row, Stmt};
 use crate::{Error, ErrorKind, Request, Response};
 
@@ -36,16 +42,21 @@ pub struct Platform {
     db: SpinDb,
     kv: SpinKv,
     geo: OnceCell<Vec<mmdb::Mmdb<WasiFile>>>,
-    deferred: RefCell<Vec<Deferred>>,
-    /// `Env::country_later` callbacks, run after the response.
-    want_country: RefCell<Vec<crate::env::CountryWaiter>>,
+    /// Shared with every [`Env::later`] copy, so work deferred from
+    /// deferred work joins the queue [`Platform::finish`] drains.
+    deferred: Rc<RefCell<Vec<Deferred>>>,
+    /// `Env::country_later` callbacks, run after the response; shared
+    /// like `deferred`.
+    want_country: Rc<RefCell<Vec<crate::env::CountryWaiter>>>,
 }
 
 impl Platform {
-    /// Reads the request (body capped at [`MAX_BODY`]) into `http` types.
+    /// Reads the request (body capped at the route's [`httpx::body_limit`])
+    /// into `http` types.
     pub async fn prepare(req: IncomingRequest) -> Result<(Request, Platform), Response> {
         let method = req.method().to_string();
         let uri = req.path_with_query().unwrap_or_else(|| "/".to_owned());
+        let limit = httpx::body_limit(uri.split('?').next().unwrap_or(""));
         let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
         // wasi-http hands the Host header over as the authority, not as a
         // header; functions read `host` (the CSRF origin check does).
@@ -73,15 +84,15 @@ impl Platform {
             }
         }
         let fail = |e: Error| httpx::early_error(&e, form);
-        if declared.is_some_and(|n| n > MAX_BODY) {
-            return Err(fail(httpx::too_large()));
+        if declared.is_some_and(|n| n > limit) {
+            return Err(fail(httpx::too_large_for(limit)));
         }
         let mut body = Vec::new();
         let mut stream = req.into_body_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| fail(Error::new(ErrorKind::BadRequest, format!("could not read the body: {e:?}"))))?;
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(fail(httpx::too_large()));
+            if body.len() + chunk.len() > limit {
+                return Err(fail(httpx::too_large_for(limit)));
             }
             body.extend_from_slice(&chunk);
         }
@@ -91,8 +102,8 @@ impl Platform {
             db: SpinDb(OnceCell::new()),
             kv: SpinKv(OnceCell::new()),
             geo: OnceCell::new(),
-            deferred: RefCell::new(Vec::new()),
-            want_country: RefCell::default(),
+            deferred: Rc::default(),
+            want_country: Rc::default(),
         };
         Ok((request, platform))
     }
@@ -102,16 +113,23 @@ impl Platform {
     /// until the handler returns).
     pub async fn finish(self, res: Response, out: spin_sdk::http::ResponseOutparam) {
         respond(res, out).await;
-        let waiting = std::mem::take(&mut *self.want_country.borrow_mut());
-        if !waiting.is_empty() {
-            let country = self.country();
-            for then in waiting {
-                then(country.clone());
+        // Deferred work may defer more (through a `later` copy): round
+        // after round until a round leaves nothing behind.
+        loop {
+            let waiting = std::mem::take(&mut *self.want_country.borrow_mut());
+            let work = std::mem::take(&mut *self.deferred.borrow_mut());
+            if waiting.is_empty() && work.is_empty() {
+                break;
             }
-        }
-        let work = std::mem::take(&mut *self.deferred.borrow_mut());
-        for w in work {
-            w.await;
+            if !waiting.is_empty() {
+                let country = self.country();
+                for then in waiting {
+                    then(country.clone());
+                }
+            }
+            for w in work {
+                w.await;
+            }
         }
     }
 
@@ -320,12 +338,25 @@ impl Kv for SpinKv {
 impl Env for Platform {
     type Db = SpinDb;
     type Kv = SpinKv;
+    type Later = Platform;
 
     fn db(&self) -> &SpinDb {
         &self.db
     }
     fn kv(&self) -> &SpinKv {
         &self.kv
+    }
+    fn later(&self) -> Platform {
+        // Handles are opened on first use, so fresh cells cost nothing
+        // until the deferred work asks.
+        Platform {
+            client: self.client.clone(),
+            db: SpinDb(OnceCell::new()),
+            kv: SpinKv(OnceCell::new()),
+            geo: OnceCell::new(),
+            deferred: Rc::clone(&self.deferred),
+            want_country: Rc::clone(&self.want_country),
+        }
     }
     fn var(&self, name: &str) -> Option<String> {
         variables::get(name).ok()
@@ -356,6 +387,9 @@ impl Env for Platform {
     }
     async fn fetch(&self, req: Request) -> Result<Response, Error> {
         send(req).await
+    }
+    async fn fetch_untrusted(&self, req: Request, timeout_ms: u32) -> Result<Response, Error> {
+        send_untrusted(req, timeout_ms).await
     }
     async fn sleep_ms(&self, ms: u32) {
         // One request per instance: blocking the thread blocks nobody else.
@@ -460,4 +494,135 @@ async fn send(req: Request) -> Result<Response, Error> {
         builder = builder.header(name, value.as_bytes());
     }
     builder.body(res.into_body()).map_err(|e| err("fetch response", e))
+}
+
+/// Outbound HTTP with a deadline and a capped body (see
+/// [`Env::fetch_untrusted`]), on wasi-http directly: spin-sdk's `send`
+/// takes no options. wasi-http never follows redirects.
+async fn send_untrusted(req: Request, timeout_ms: u32) -> Result<Response, Error> {
+    let timeout_ns = u64::from(timeout_ms) * 1_000_000;
+    // The host's own timeouts bound each wait; this one bounds the whole,
+    // which a body trickling in a byte at a time would otherwise stretch.
+    let deadline = monotonic_clock::now().saturating_add(timeout_ns);
+    let (parts, body) = req.into_parts();
+    let entries: Vec<(String, Vec<u8>)> = parts.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let out = types::OutgoingRequest::new(types::Fields::from_list(&entries).map_err(|e| err("fetch headers", e))?);
+    let bad = |what: &str| Error::unavailable(format_args!("fetch: cannot set the {what}"));
+    out.set_method(&spin_method(&parts.method)).map_err(|()| bad("method"))?;
+    let scheme = match parts.uri.scheme_str() {
+        Some("http") => types::Scheme::Http,
+        Some("https") => types::Scheme::Https,
+        _ => return Err(Error::unavailable("fetch: only http and https URLs")),
+    };
+    out.set_scheme(Some(&scheme)).map_err(|()| bad("scheme"))?;
+    out.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| bad("authority"))?;
+    out.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| bad("path"))?;
+    let options = types::RequestOptions::new();
+    // A host that refuses one still has the deadline above to stop it.
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+    let outgoing = out.body().map_err(|()| bad("body"))?;
+    let pending = outgoing_handler::handle(out, Some(options)).map_err(http_err)?;
+    write_body(outgoing, &body, deadline).await?;
+    let answered = || pending.get().map(|r| r.map_err(|()| Error::internal("fetch: response taken twice"))?.map_err(http_err));
+    let res = until(deadline, || pending.subscribe(), answered).await?;
+    drop(pending);
+    let mut builder = http::Response::builder().status(res.status());
+    for (name, value) in res.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let incoming = res.consume().map_err(|()| Error::internal("fetch: body taken twice"))?;
+    let body = read_capped(&incoming, deadline).await;
+    // The answer's trailers, if any, are not wanted.
+    drop(types::IncomingBody::finish(incoming));
+    drop(res);
+    builder.body(body?).map_err(|e| err("fetch response", e))
+}
+
+fn timed_out() -> Error {
+    Error::unavailable("fetch: timed out")
+}
+
+fn http_err(e: types::ErrorCode) -> Error {
+    use types::ErrorCode as E;
+    match e {
+        E::DnsTimeout | E::ConnectionTimeout | E::ConnectionReadTimeout | E::ConnectionWriteTimeout | E::HttpResponseTimeout => timed_out(),
+        e => err("fetch", e),
+    }
+}
+
+/// Sends `body` down the request's stream and closes it.
+async fn write_body(outgoing: types::OutgoingBody, body: &[u8], deadline: u64) -> Result<(), Error> {
+    let stream = outgoing.write().map_err(|()| Error::internal("fetch: body written twice"))?;
+    let (mut at, mut flushed) = (0, false);
+    let write = || loop {
+        match stream.check_write() {
+            Ok(0) => return None,
+            Ok(_) if at == body.len() && flushed => return Some(Ok(())),
+            Ok(_) if at == body.len() => {
+                if let Err(e) = stream.flush() {
+                    return Some(Err(err("fetch body", e)));
+                }
+                flushed = true;
+            }
+            Ok(room) => {
+                let n = usize::try_from(room).unwrap_or(usize::MAX).min(body.len() - at);
+                if let Err(e) = stream.write(&body[at..at + n]) {
+                    return Some(Err(err("fetch body", e)));
+                }
+                at += n;
+            }
+            // The other side has stopped reading; its answer says why.
+            Err(StreamError::Closed) => return Some(Ok(())),
+            Err(e) => return Some(Err(err("fetch body", e))),
+        }
+    };
+    let written = until(deadline, || stream.subscribe(), write).await;
+    drop(stream);
+    types::OutgoingBody::finish(outgoing, None).map_err(http_err)?;
+    written
+}
+
+/// Reads the answer's body up to [`MAX_UNTRUSTED_BODY`]; the rest is left
+/// unread.
+async fn read_capped(incoming: &types::IncomingBody, deadline: u64) -> Result<Vec<u8>, Error> {
+    let stream = incoming.stream().map_err(|()| Error::internal("fetch: body read twice"))?;
+    let mut body = Vec::new();
+    let read = || loop {
+        if body.len() >= MAX_UNTRUSTED_BODY {
+            return Some(Ok(()));
+        }
+        match stream.read((MAX_UNTRUSTED_BODY - body.len()) as u64) {
+            Ok(chunk) if chunk.is_empty() => return None,
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(StreamError::Closed) => return Some(Ok(())),
+            Err(e) => return Some(Err(err("fetch body", e))),
+        }
+    };
+    let read = until(deadline, || stream.subscribe(), read).await;
+    // The stream is the body's child: it must go first.
+    drop(stream);
+    read.map(|()| body)
+}
+
+/// Calls `step` until it has an answer, waiting between calls on the
+/// pollable `subscribe` makes, through the executor spin-sdk runs
+/// handlers on; a timeout error once `deadline` (monotonic ns) passes.
+async fn until<T>(deadline: u64, subscribe: impl Fn() -> Pollable, mut step: impl FnMut() -> Option<Result<T, Error>>) -> Result<T, Error> {
+    // Dropping a registration drops its pollable, which must go before
+    // the resource it watches: they live no longer than this call.
+    let mut waiting: Option<[spin_executor::CancelOnDropToken; 2]> = None;
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        if let Some(done) = step() {
+            return Poll::Ready(done);
+        }
+        if monotonic_clock::now() >= deadline {
+            return Poll::Ready(Err(timed_out()));
+        }
+        let wake_on = |p: Pollable| spin_executor::CancelOnDropToken::from(spin_executor::push_waker_and_get_token(p, cx.waker().clone()));
+        waiting = Some([wake_on(subscribe()), wake_on(monotonic_clock::subscribe_instant(deadline))]);
+        Poll::Pending
+    })
+    .await
 }

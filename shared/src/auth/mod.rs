@@ -130,6 +130,25 @@ impl Session {
     }
 }
 
+/// The tenant an artist API token (`Authorization: Bearer …`) opens, for
+/// the machine-facing API. The database keeps only the token's SHA-256.
+/// `None` for an unknown or revoked token. Records the use ("last used"
+/// in the dashboard) at minute resolution, as the links API does.
+pub async fn token_tenant<'e, E: Env>(env: &'e E, token: &str) -> Result<Option<Tenant<'e, E>>, Error> {
+    let hash = crate::crypto::sha256_hex(token.as_bytes());
+    let rows = env.db().query("SELECT artist_id, id FROM api_tokens WHERE token_hash = ?1 AND revoked_at IS NULL", &[Param::Text(&hash)]).await?;
+    let Some(mut row) = rows.into_iter().next() else { return Ok(None) };
+    let (Some(artist_id), Some(token_id)) = (row.take_text(0), row.take_text(1)) else { return Ok(None) };
+    env.db()
+        .execute(
+            "INSERT INTO api_token_use (token_id, last_used_at) VALUES (?1, ?2) \
+             ON CONFLICT (token_id) DO UPDATE SET last_used_at = excluded.last_used_at WHERE excluded.last_used_at >= api_token_use.last_used_at + 60000",
+            &[Param::Text(&token_id), Param::Int(env.now_ms())],
+        )
+        .await?;
+    Ok(Some(Tenant { env, artist_id }))
+}
+
 /// Every dashboard query goes through here, and here alone: `?1` is bound
 /// to the session's artist, and a statement that does not mention
 /// `artist_id` and `?1` is refused before it runs. Dashboard code never
@@ -166,10 +185,11 @@ impl<'e, E: Env> Tenant<'e, E> {
     }
 
     /// One atomic batch; each statement's params bind from `?2` on.
-    pub async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<(), Error> {
+    /// Returns each statement's rows, as [`crate::Db::batch`] does.
+    pub async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>, Error> {
         let bound = stmts.iter().map(|(sql, p)| self.bind(sql, p)).collect::<Result<Vec<_>, _>>()?;
         let list: Vec<Stmt<'_>> = stmts.iter().zip(&bound).map(|((sql, _), p)| Stmt::new(sql, p)).collect();
-        self.env.db().batch(&list).await.map(drop)
+        self.env.db().batch(&list).await
     }
 }
 
