@@ -335,9 +335,39 @@ async fn history<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<ConsentEv
         .collect())
 }
 
+/// A bounce or complaint the email provider reported (`mail_events`).
+struct MailReport {
+    kind: String,
+    bounce_type: String,
+    provider: String,
+    msg_id: String,
+    at: i64,
+}
+
+async fn mail_reports<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<MailReport>, Error> {
+    let rows = ctx
+        .db
+        .query(
+            "SELECT kind, coalesce(bounce_type, ''), provider, provider_msg_id, at FROM mail_events WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id",
+            &[Param::Text(fan_id)],
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|mut r| MailReport {
+            kind: r.take_text(0).unwrap_or_default(),
+            bounce_type: r.take_text(1).unwrap_or_default(),
+            provider: r.take_text(2).unwrap_or_default(),
+            msg_id: r.take_text(3).unwrap_or_default(),
+            at: r.int(4).unwrap_or(0),
+        })
+        .collect())
+}
+
 pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error> {
     let fan = one(ctx, id).await?;
     let events = history(ctx, &fan.id).await?;
+    let reports = mail_reports(ctx, &fan.id).await?;
     let done = httpx::query_param(&ctx.parts.uri, "done").is_some();
     let body = html! {
         p { a href="/app/fans" { "← All fans" } }
@@ -365,6 +395,18 @@ pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
                 td { (e.version) @if !e.hash.is_empty() { br; small.secret { (e.hash) } } }
             } } }
         } }
+        @if !reports.is_empty() {
+            h2 { "Bounces and complaints" }
+            div.table { table {
+                thead { tr { th scope="col" { "When" } th scope="col" { "What" } th scope="col" { "Reported by" } th scope="col" { "Provider's message id" } } }
+                tbody { @for r in &reports { tr {
+                    td { (view::datetime(Some(r.at))) }
+                    td { (r.kind) @if !r.bounce_type.is_empty() { " (" (r.bounce_type) ")" } }
+                    td { (r.provider) }
+                    td { small.secret { (r.msg_id) } }
+                } } }
+            } }
+        }
         h2 { "Their data" }
         p { a.button href={ "/app/fans/" (fan.id) "/export.json" } download { "Download everything held about this fan (JSON)" } }
         @if ctx.session.role == shared::auth::Role::Owner {
