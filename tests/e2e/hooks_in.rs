@@ -21,7 +21,7 @@ pub const ALL: &[(&str, Case)] = &[
     ("hooks_in_concurrent_deliveries_apply_once", concurrent_deliveries),
 ];
 
-const PATH: &str = "/hooks/email/resend";
+pub(crate) const PATH: &str = "/hooks/email/resend";
 const ARTIST: &str = "e2e-artist";
 
 // --- Signing, per the Standard Webhooks specification -----------------------
@@ -75,7 +75,7 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
 }
 
 /// `v1,` + base64(HMAC-SHA256(secret, "{id}.{timestamp}.{body}")).
-fn sign(secret: &str, id: &str, ts: i64, body: &str) -> String {
+pub(crate) fn sign(secret: &str, id: &str, ts: i64, body: &str) -> String {
     let key = b64_decode(secret.strip_prefix("whsec_").unwrap_or(secret));
     format!("v1,{}", b64_encode(&hmac_sha256(&key, format!("{id}.{ts}.{body}").as_bytes())))
 }
@@ -117,7 +117,7 @@ fn post(t: &Target, names: Names, secret: &str, id: &str, ts: i64, body: &str) -
 }
 
 /// A Resend-shaped event; `tags` as given (an object or a list).
-fn resend_event(ty: &str, to: &str, bounce_type: &str, tags: serde_json::Value, pad: usize) -> String {
+pub(crate) fn resend_event(ty: &str, to: &str, bounce_type: &str, tags: serde_json::Value, pad: usize) -> String {
     serde_json::json!({
         "type": ty,
         "created_at": "2026-01-01T00:00:00.000Z",
@@ -134,7 +134,7 @@ fn resend_event(ty: &str, to: &str, bounce_type: &str, tags: serde_json::Value, 
     .to_string()
 }
 
-fn tags(artist: &str, fan: &str) -> serde_json::Value {
+pub(crate) fn tags(artist: &str, fan: &str) -> serde_json::Value {
     serde_json::json!({ "artist": artist, "fan": fan })
 }
 

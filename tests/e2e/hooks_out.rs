@@ -145,25 +145,47 @@ fn every_event_arrives_signed(t: &Target) -> Result<(), String> {
     let (s, v) = api(t, "PUT", "/api/v1/app/links/hook-link", TOKEN, Some(changed))?;
     ensure!(s == 200, "link update: {s} {v}");
 
+    // fan.bounced and fan.complained, from the email provider's webhooks
+    // (signed as Resend signs, found by the tags our mail carries).
+    let bouncing = "hook-bounce@example.com";
+    signup(t, "198.51.100.163", "e2e", bouncing)?;
+    let bouncing_id = fan_id(t, "e2e-artist", bouncing)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+    for (i, (ty, to, fan, bounce)) in
+        [("email.bounced", bouncing, &bouncing_id, "Permanent"), ("email.complained", single, &single_id, "")].into_iter().enumerate()
+    {
+        let msg = format!("msg_hooks_out_{i}_{now}");
+        let event = crate::hooks_in::resend_event(ty, to, bounce, crate::hooks_in::tags("e2e-artist", fan), 0);
+        let sig = crate::hooks_in::sign(crate::runtime::HOOK_SECRET_NEW, &msg, now, &event);
+        let ts = now.to_string();
+        let res = t.send(
+            "POST",
+            crate::hooks_in::PATH,
+            &[("content-type", "application/json"), ("svix-id", &msg), ("svix-timestamp", &ts), ("svix-signature", &sig)],
+            event.as_bytes(),
+        )?;
+        ensure!(res.status() == 200, "{ty}: {} {}", res.status(), body(&res));
+    }
+
     // test, by hand.
     let (s, v) = api(t, "POST", &format!("/api/v1/app/webhooks/{id}/test"), TOKEN, None)?;
     ensure!(s == 202, "test: {s} {v}");
 
     // Everything but the link events arrives after its own response.
-    let before_jobs = wait_for(&rx, 6, 10);
-    if before_jobs.len() != 6 {
+    let before_jobs = wait_for(&rx, 9, 10);
+    if before_jobs.len() != 9 {
         let types: Vec<String> = before_jobs.iter().filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok()).map(|v| v["type"].to_string()).collect();
         let db = t.db()?;
         let queued: Vec<String> = db
             .prepare("SELECT type || ':' || status || ':' || attempts FROM webhook_messages WHERE endpoint_id = ?1")
             .and_then(|mut s| s.query_map([&id], |r| r.get(0))?.collect())
             .map_err(|e| e.to_string())?;
-        return Err(format!("{} of 6 sent right after their responses: {types:?}; queued: {queued:?}", before_jobs.len()));
+        return Err(format!("{} of 9 sent right after their responses: {types:?}; queued: {queued:?}", before_jobs.len()));
     }
     jobs(t)?;
-    let got = wait_for(&rx, 8, 10);
+    let got = wait_for(&rx, 11, 10);
     let events = got.iter().map(|r| signed(r, &secret)).collect::<Result<Vec<_>, _>>()?;
-    ensure!(events.len() == 8, "{} events: {:?}", events.len(), events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>());
+    ensure!(events.len() == 11, "{} events: {:?}", events.len(), events.iter().map(|e| e["type"].clone()).collect::<Vec<_>>());
 
     let sub = find(&events, "fan.subscribed", Some(&single_id)).ok_or("no fan.subscribed (single)")?;
     ensure!(sub["data"]["email"] == single && sub["data"]["status"] == "subscribed" && sub["data"]["capture_page"] == "e2e", "fan.subscribed: {sub}");
@@ -181,6 +203,10 @@ fn every_event_arrives_signed(t: &Target) -> Result<(), String> {
     let updated = find(&events, "link.updated", None).ok_or("no link.updated")?;
     ensure!(updated["data"]["definition"]["title"] == "Hooked again", "link.updated: {updated}");
     ensure!(find(&events, "test", None).is_some(), "no test event");
+    let bounced = find(&events, "fan.bounced", Some(&bouncing_id)).ok_or("no fan.bounced")?;
+    ensure!(bounced["data"]["status"] == "bounced" && bounced["data"]["email"] == bouncing, "fan.bounced: {bounced}");
+    let complained = find(&events, "fan.complained", Some(&single_id)).ok_or("no fan.complained")?;
+    ensure!(complained["data"]["status"] == "complained", "fan.complained: {complained}");
     for e in &events {
         ensure!(e["timestamp"].as_str().is_some_and(|ts| ts.ends_with('Z')), "timestamp: {e}");
     }
