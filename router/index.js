@@ -16,6 +16,8 @@ const ROUTES = [
   ["/api/v1/app/", "DASHBOARD"],
   ["/app/", "DASHBOARD"],
   ["/app", "DASHBOARD", true],
+  // Fans' privacy page and self-service requests.
+  ["/privacy/", "DASHBOARD"],
   // Email providers' bounce and complaint webhooks.
   ["/hooks/", "WEBHOOKS"],
 ];

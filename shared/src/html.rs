@@ -45,6 +45,15 @@ pub fn csp_with_form_target(origin: Option<&str>) -> String {
     format!("default-src 'none'; style-src '{CSS_HASH}'; img-src 'self' https: data:; form-action 'self'{extra}; base-uri 'none'; frame-ancestors 'none'")
 }
 
+/// The age notice every fan page shows, from setting `min_age` (16 by
+/// default: the GDPR's age of consent where a country sets none lower; 0
+/// shows none). A value that doesn't parse keeps the default rather than
+/// dropping the notice.
+pub fn age_notice(env: &impl crate::Env) -> Option<String> {
+    let age = env.var("min_age").and_then(|v| v.trim().parse::<u8>().ok()).unwrap_or(16);
+    (age > 0).then(|| format!("Not for children under {age}."))
+}
+
 /// Wraps `body` in the page shell.
 pub fn page(title: &str, body: &str) -> String {
     let mut out = String::with_capacity(CSS.len() + body.len() + 256);

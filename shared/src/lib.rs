@@ -22,6 +22,7 @@ pub mod httpx;
 pub mod mail;
 pub mod outbox;
 pub mod ratelimit;
+pub mod retention;
 pub mod sql;
 pub mod token;
 pub mod url;

@@ -112,7 +112,8 @@ pub struct Message<'a> {
     /// Mail to fans must carry these; account mail to artists (sign-in
     /// links) has no list to leave. They also tag the message with the
     /// artist and fan (see [`UnsubscribeHeaders::fan_id`]), so every fan
-    /// mail is tagged and no other mail is.
+    /// mail is tagged and no other mail is (mail to a fan that is not list
+    /// mail goes through [`send_later_to_fan`], tagged too).
     pub unsubscribe: Option<&'a UnsubscribeHeaders>,
 }
 
@@ -139,8 +140,21 @@ fn tag_value_ok(v: &str) -> bool {
     (1..=256).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// [`send_later`] for mail a fan asked for that is not list mail (the
+/// link of their own privacy request): no unsubscribe headers, but tagged
+/// with the artist and fan like every other mail to a fan, so a bounce or
+/// complaint about it reaches the fan's record.
+pub fn send_later_to_fan(env: &impl Env, msg: &Message<'_>, artist_id: &str, fan_id: &str) -> Result<(), Error> {
+    env.fetch_later(tagged_request(env, msg, Some((artist_id, fan_id)))?, Vec::new());
+    Ok(())
+}
+
 /// The provider call for one message.
 fn request(env: &impl Env, msg: &Message<'_>) -> Result<crate::Request, Error> {
+    tagged_request(env, msg, msg.unsubscribe.map(|u| (u.artist_id.as_str(), u.fan_id.as_str())))
+}
+
+fn tagged_request(env: &impl Env, msg: &Message<'_>, fan: Option<(&str, &str)>) -> Result<crate::Request, Error> {
     let key = env.var("email_api_key").ok_or_else(|| Error::new(ErrorKind::Internal, "secret email_api_key is not set"))?;
     let from = env.var("email_from").ok_or_else(|| Error::new(ErrorKind::Internal, "setting email_from is not set"))?;
     let base = env.var("email_api_base").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
@@ -156,15 +170,15 @@ fn request(env: &impl Env, msg: &Message<'_>) -> Result<crate::Request, Error> {
             "List-Unsubscribe": u.list_unsubscribe,
             "List-Unsubscribe-Post": u.list_unsubscribe_post,
         });
-        // The provider refuses a message whose tags hold other characters;
-        // an id that would (an operator's odd artist id) leaves the tags
-        // off rather than the mail undelivered.
-        if tag_value_ok(&u.artist_id) && tag_value_ok(&u.fan_id) {
-            body["tags"] = serde_json::json!([
-                { "name": "artist", "value": u.artist_id },
-                { "name": "fan", "value": u.fan_id },
-            ]);
-        }
+    }
+    // The provider refuses a message whose tags hold other characters; an
+    // id that would (an operator's odd artist id) leaves the tags off
+    // rather than the mail undelivered.
+    if let Some((artist_id, fan_id)) = fan.filter(|(a, f)| tag_value_ok(a) && tag_value_ok(f)) {
+        body["tags"] = serde_json::json!([
+            { "name": "artist", "value": artist_id },
+            { "name": "fan", "value": fan_id },
+        ]);
     }
     http::Request::post(format!("{}/emails", base.trim_end_matches('/')))
         .header(http::header::CONTENT_TYPE, "application/json")

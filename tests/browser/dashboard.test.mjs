@@ -1,6 +1,7 @@
 // The artist dashboard (/app/*) in headless Chromium, as a person uses it:
 // sign in by emailed link, filter and search fans, open one, download the
-// CSV, sign out. Self-contained like tests/e2e/runtime.rs: it starts its own
+// CSV, sign out; and a fan's way from a capture page to the privacy page and
+// a download of their data. Self-contained like tests/e2e/runtime.rs: it starts its own
 // stand-in mail provider and `wrangler dev` (every Worker, fresh state in
 // target/browser/), seeds fans through the public signup API, and stops
 // everything it started. Fails on any console error, page error or CSP
@@ -601,6 +602,15 @@ test("sign in, filter and search fans, open one, download the CSV, sign out", { 
   assert.ok(csv.includes("Linköping"), `CSV lacks "Linköping" (UTF-8):\n${csv}`);
   for (const email of expected((f) => f.country === "SE")) assert.ok(csv.includes(email), `CSV lacks ${email}`);
 
+  // An owner finds how to delete the workspace under Account: the export
+  // first, then the form (looked at, not sent: the other tests need it).
+  await goto(p, "/app/account");
+  await navigation(p, "/app/workspace/delete", () => p.getByRole("link", { name: "Delete this workspace…" }).click());
+  await heading1(p, "Delete this workspace");
+  await p.getByRole("link", { name: "Everything (JSON), part 1 of 1" }).waitFor();
+  await p.getByLabel("Type E2E Band to confirm").waitFor();
+  await shoot(p, "delete-workspace");
+
   // Sign out: the session is gone.
   await navigation(p, "/app/sign-in", () => p.getByRole("button", { name: "Sign out" }).click());
   await goto(p, "/app/fans");
@@ -629,4 +639,38 @@ test("a sign-in link opened in a different browser is refused", { timeout: 120_0
   } finally {
     await other.close();
   }
+});
+
+test("a fan finds the privacy page from the capture page, asks for a copy, and downloads it", { timeout: 120_000 }, async () => {
+  const p = await page(browser);
+  const fan = seeded[0];
+  await goto(p, "/s/e2e");
+  await p.getByText("Not for children under 16.").waitFor();
+  await navigation(p, "/privacy/e2e-artist", () => p.getByRole("link", { name: "Your data and your rights" }).click());
+  await heading1(p, "Your data on E2E Band's mailing list");
+  for (const said of ["Not for children under 16.", "90 days", "12 months"]) {
+    assert.ok((await p.locator("main").innerText()).includes(said), `the privacy page lacks "${said}"`);
+  }
+  await shoot(p, "privacy");
+
+  const before = mail.requests.length;
+  await p.getByLabel("Your email address").fill(fan.email);
+  await p.getByLabel("What do you want?").selectOption("access");
+  await navigation(p, "/privacy/e2e-artist", () => p.getByRole("button", { name: "Send me a link" }).click());
+  await heading1(p, "Check your email");
+  await shoot(p, "privacy-check-email");
+  const text = (await waitForMail(fan.email, before)).json?.text ?? "";
+  const m = text.match(/https?:\/\/\S+?\/privacy\/e2e-artist\/confirm\?t=[A-Za-z0-9_-]+/);
+  assert.ok(m, `no privacy link in the email text:\n${text}`);
+
+  await goto(p, m[0]);
+  await heading1(p, "Download your data");
+  await shoot(p, "privacy-confirm");
+  const [download] = await Promise.all([p.waitForEvent("download"), p.getByRole("button", { name: "Download my data" }).click()]);
+  assert.match(download.suggestedFilename(), /^fan-[0-9a-f]+-\d{4}-\d{2}-\d{2}\.json$/);
+  const file = join(OUT, "downloads", download.suggestedFilename());
+  await download.saveAs(file);
+  const doc = JSON.parse(readFileSync(file, "utf8"));
+  assert.equal(doc.fan.email, fan.email);
+  assert.equal(doc.controller.artist_id, "e2e-artist");
 });

@@ -66,7 +66,7 @@ impl<'t> Browser<'t> {
         Ok(res)
     }
 
-    fn get(&mut self, path: &str) -> Result<Res, String> {
+    pub(crate) fn get(&mut self, path: &str) -> Result<Res, String> {
         self.send("GET", path, "")
     }
 

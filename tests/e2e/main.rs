@@ -13,8 +13,10 @@ mod hooks_in;
 mod hooks_out;
 mod jobs;
 mod links;
+mod privacy;
 mod runtime;
 mod soak;
+mod workspace;
 
 use std::sync::Arc;
 
@@ -46,6 +48,8 @@ fn main() {
             .chain(jobs::ALL)
             .chain(hooks_in::ALL)
             .chain(hooks_out::ALL)
+            .chain(privacy::ALL)
+            .chain(workspace::ALL)
             .chain(cases::FINAL);
         for &(case, f) in all {
             let target = target.clone();

@@ -4,7 +4,7 @@
 //! because the workspace requires a second factor.
 
 use maud::html;
-use shared::auth::{self, Pending, Session};
+use shared::auth::{self, Pending, Role, Session};
 use shared::crypto::Keys;
 use shared::http::request::Parts;
 use shared::http::{Method, StatusCode};
@@ -77,6 +77,11 @@ fn overview(parts: &Parts, session: &Session) -> Result<Response, Error> {
             (view::csrf_field(&session.csrf))
             p { "Sign out of every browser where you are signed in, this one included." }
             button.secondary type="submit" { "Sign out everywhere" }
+        }
+        @if session.role == Role::Owner && !must_enrol {
+            h2 { "Workspace" }
+            p { "Download everything, then delete " (session.artist_name) " and all its data." }
+            p { a.button.danger href="/app/workspace/delete" { "Delete this workspace…" } }
         }
     };
     Ok(view::html_response(StatusCode::OK, frame(session, "Account", body)))

@@ -3,6 +3,8 @@
 //! unsubscribe-on-behalf, the CSV export and the JSON list.
 
 use maud::{html, Markup};
+use shared::auth::Tenant;
+use shared::crypto::Keys;
 use shared::email::Email;
 use shared::http::header::{self, HeaderValue};
 use shared::http::StatusCode;
@@ -143,11 +145,11 @@ const COLUMNS: &str = "f.id, f.email_enc, f.status, coalesce(f.country, ''), coa
      f.created_at, f.consent_version, f.subscribed_at, f.confirmed_at, f.unsubscribed_at, \
      EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id)";
 
-fn fan_from<E: Env>(ctx: &Ctx<'_, E>, mut r: Row) -> Result<Fan, Error> {
+fn fan_from(keys: &Keys, artist_id: &str, mut r: Row) -> Result<Fan, Error> {
     let mut text = |i| r.take_text(i).unwrap_or_default();
     let (id, enc, status, country, region, city, page) = (text(0), text(1), text(2), text(3), text(4), text(5), text(6));
     let consent_version = text(8);
-    let email = ctx.keys.decrypt_fan_email(&enc, ctx.db.artist_id(), &id)?;
+    let email = keys.decrypt_fan_email(&enc, artist_id, &id)?;
     Ok(Fan {
         id,
         email,
@@ -192,7 +194,7 @@ async fn fetch<E: Env>(ctx: &Ctx<'_, E>, f: &Filter, after: Option<&(i64, String
         params.len() + 1
     );
     let bound: Vec<Param<'_>> = params.iter().map(OwnedParam::as_param).collect();
-    ctx.db.query(&sql, &bound).await?.into_iter().map(|r| fan_from(ctx, r)).collect()
+    ctx.db.query(&sql, &bound).await?.into_iter().map(|r| fan_from(&ctx.keys, ctx.db.artist_id(), r)).collect()
 }
 
 /// The artist's capture pages, for the filter.
@@ -293,14 +295,19 @@ fn filter_form(f: &Filter, pages: &[(String, String)]) -> Markup {
 
 /// The fan if it is this artist's, else the same 404 as for no fan.
 pub(crate) async fn one<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Fan, Error> {
+    one_of(&ctx.db, &ctx.keys, id).await
+}
+
+/// [`one`] without a session (a fan's own request, `crate::privacy`).
+pub(crate) async fn one_of<E: Env>(db: &Tenant<'_, E>, keys: &Keys, id: &str) -> Result<Fan, Error> {
     if id.len() > 64 {
         return Err(not_found());
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM fans f LEFT JOIN capture_pages p ON p.id = f.source_page_id AND p.artist_id = f.artist_id WHERE f.artist_id = ?1 AND f.id = ?2"
     );
-    let row = ctx.db.query(&sql, &[Param::Text(id)]).await?.into_iter().next().ok_or_else(not_found)?;
-    fan_from(ctx, row)
+    let row = db.query(&sql, &[Param::Text(id)]).await?.into_iter().next().ok_or_else(not_found)?;
+    fan_from(keys, db.artist_id(), row)
 }
 
 struct ConsentEvent {

@@ -2,7 +2,10 @@
 //! links API stays in `functions/links`), and the webhooks API for the
 //! artist's own systems (`hooks`, API tokens instead of sessions).
 //!
-//! Every request goes through [`route`]: sign-in pages are the only ones
+//! Fans' privacy pages (`privacy`, `/privacy/{artist}`) take no session:
+//! a link mailed to the fan's address is their proof.
+//!
+//! Every other request goes through [`route`]: sign-in pages are the only ones
 //! reachable without a session; everything else loads the session, sends a
 //! half-signed-in one to its second factor, checks CSRF on every POST
 //! (before any handler runs), and hands handlers a [`Ctx`] whose only way
@@ -16,11 +19,13 @@ mod content;
 pub mod csv;
 mod fans;
 mod hooks;
+mod privacy;
 pub mod qr;
 mod rights;
 mod signin;
 mod team;
 mod view;
+mod workspace;
 
 use shared::auth::{self, Loaded, Pending, Role, Session, Tenant};
 use shared::crypto::Keys;
@@ -36,6 +41,10 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
     // Machine-facing, token-authenticated: no session, no CSRF form.
     if path == hooks::PREFIX || path.strip_prefix(hooks::PREFIX).is_some_and(|r| r.starts_with('/')) {
         return hooks::handle(&parts, &body, env).await;
+    }
+    // Fans' own privacy page and requests: no session, the mailed link is the proof.
+    if path == privacy::PREFIX || path.starts_with("/privacy/") {
+        return privacy::handle(&parts, &body, env).await;
     }
     let api = path.starts_with("/api/");
     match route(&parts, &body, env).await {
@@ -146,6 +155,9 @@ async fn route(parts: &Parts, body: &[u8], env: &impl Env) -> Result<Response, E
         ["app", "tokens"] if get => team::tokens(&ctx).await,
         ["app", "tokens"] if post => team::create_token(&ctx).await,
         ["app", "tokens", id, "revoke"] if post => team::revoke_token(&ctx, id).await,
+        ["app", "workspace", "delete"] if get => workspace::form(&ctx).await,
+        ["app", "workspace", "delete"] if post => workspace::delete(&ctx).await,
+        ["app", "workspace", "export.json"] if get => workspace::export(&ctx).await,
         ["app", "pages"] if get => content::pages(&ctx).await,
         ["app", "pages", id] if get => content::page(&ctx, id).await,
         ["app", "links"] if get => content::links(&ctx).await,

@@ -22,9 +22,11 @@ use shared::http::StatusCode;
 use shared::sql::Param;
 use shared::{crypto, httpx, Env, Error, Response};
 
-use crate::fans::{iso, one, Fan};
+use crate::fans::{iso, one, one_of, Fan};
 use crate::view::{self, Nav};
 use crate::Ctx;
+use shared::auth::Tenant;
+use shared::crypto::Keys;
 
 /// The document format, so a reader can tell versions apart.
 const FORMAT: &str = "stagedoor.fan-export/1";
@@ -62,9 +64,25 @@ pub fn actions<E: Env>(ctx: &Ctx<'_, E>, id: &str, restricted: bool) -> Markup {
 
 // ---------------------------------------------------------------- access
 
+/// Whom the document is for, whoever asks: the artist from the dashboard,
+/// or the fan through their own verified request (`crate::privacy`). Both
+/// get the same document.
+pub(crate) struct Scope<'a, 'e, E: Env> {
+    pub env: &'e E,
+    pub db: &'a Tenant<'e, E>,
+    pub keys: &'a Keys,
+    pub artist_name: &'a str,
+}
+
+impl<'a, 'e, E: Env> Scope<'a, 'e, E> {
+    fn of(ctx: &'a Ctx<'e, E>) -> Self {
+        Scope { env: ctx.env, db: &ctx.db, keys: &ctx.keys, artist_name: &ctx.session.artist_name }
+    }
+}
+
 /// Everything held about one fan, as one JSON document.
-async fn document<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Value, Error> {
-    let fan = one(ctx, id).await?;
+pub(crate) async fn document<E: Env>(ctx: &Scope<'_, '_, E>, id: &str) -> Result<Value, Error> {
+    let fan = one_of(ctx.db, ctx.keys, id).await?;
     let mut extra = ctx
         .db
         .query(
@@ -83,7 +101,7 @@ async fn document<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Value, Error> {
     let mut doc = json!({
         "format": FORMAT,
         "exported_at": iso(Some(ctx.env.now_ms())),
-        "controller": { "artist_id": ctx.db.artist_id(), "artist_name": ctx.session.artist_name },
+        "controller": { "artist_id": ctx.db.artist_id(), "artist_name": ctx.artist_name },
         "fan": {
             "id": fan.id,
             "email": fan.email,
@@ -104,10 +122,10 @@ async fn document<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Value, Error> {
             "updated_at": opt_iso(extra.int(0)),
         },
     });
-    doc["consent_history"] = Value::Array(consent_history(ctx, &fan.id).await?);
-    doc["mail"] = Value::Array(mail_log(ctx, &fan.id).await?);
-    doc["bounces_and_complaints"] = Value::Array(mail_events(ctx, &fan.id).await?);
-    doc["webhook_events"] = Value::Array(webhook_events(ctx, &fan.id).await?);
+    doc["consent_history"] = Value::Array(consent_history(ctx.db, &fan.id).await?);
+    doc["mail"] = Value::Array(mail_log(ctx.db, &fan.id).await?);
+    doc["bounces_and_complaints"] = Value::Array(mail_events(ctx.db, &fan.id).await?);
+    doc["webhook_events"] = Value::Array(webhook_events(ctx.db, &fan.id).await?);
     doc["not_held"] =
         json!(["IP addresses (turned into the approximate location above at signup, then dropped)", "the content of mail sent (only its kind and time)"]);
     Ok(doc)
@@ -129,9 +147,8 @@ fn opt_iso(ms: Option<i64>) -> Option<String> {
     ms.map(|ms| iso(Some(ms)))
 }
 
-async fn consent_history<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
-    let rows = ctx
-        .db
+async fn consent_history<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db
         .query(
             "SELECT e.kind, e.method, e.at, e.consent_version, e.consent_hash, p.slug, p.title, p.consent_text \
              FROM consent_events e LEFT JOIN capture_pages p ON p.id = e.page_id AND p.artist_id = e.artist_id \
@@ -164,15 +181,14 @@ async fn consent_history<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<V
         .collect())
 }
 
-async fn mail_log<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
-    let rows = ctx.db.query("SELECT kind, at FROM mail_log WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id", &[Param::Text(fan_id)]).await?;
+async fn mail_log<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db.query("SELECT kind, at FROM mail_log WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id", &[Param::Text(fan_id)]).await?;
     Ok(rows.into_iter().map(|mut r| json!({ "kind": r.take_text(0), "at": opt_iso(r.int(1)) })).collect())
 }
 
 /// What the email provider reported about mail to the fan.
-async fn mail_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
-    let rows = ctx
-        .db
+async fn mail_events<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db
         .query(
             "SELECT kind, bounce_type, provider, provider_msg_id, email_id, at FROM mail_events WHERE artist_id = ?1 AND fan_id = ?2 ORDER BY at, id",
             &[Param::Text(fan_id)],
@@ -196,9 +212,8 @@ async fn mail_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value
 /// The events about the fan sent (or to be sent) to the artist's own
 /// systems: which, where to (the endpoint's host) and when. Each carried
 /// the fan's data as the event describes.
-async fn webhook_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
-    let rows = ctx
-        .db
+async fn webhook_events<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
+    let rows = db
         .query(
             "SELECT m.id, m.type, e.url, m.status, m.created_at, m.delivered_at FROM webhook_messages m \
              JOIN webhook_endpoints e ON e.id = m.endpoint_id AND e.artist_id = m.artist_id \
@@ -224,12 +239,17 @@ async fn webhook_events<E: Env>(ctx: &Ctx<'_, E>, fan_id: &str) -> Result<Vec<Va
 
 /// `GET /api/v1/app/fans/{id}/export`
 pub async fn api_export<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error> {
-    let doc = document(ctx, id).await?;
+    let doc = document(&Scope::of(ctx), id).await?;
     Ok(httpx::respond(StatusCode::OK, httpx::JSON, doc.to_string()))
 }
 
 /// `GET /app/fans/{id}/export.json`: the same document, as a download.
 pub async fn download<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error> {
+    attachment(&Scope::of(ctx), id).await
+}
+
+/// The document as a file to save (`fan-{id}-{date}.json`).
+pub(crate) async fn attachment<E: Env>(ctx: &Scope<'_, '_, E>, id: &str) -> Result<Response, Error> {
     let doc = document(ctx, id).await?;
     let mut res = httpx::respond(StatusCode::OK, httpx::JSON, serde_json::to_string_pretty(&doc).map_err(Error::internal)?);
     let safe: String = id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
@@ -280,17 +300,43 @@ pub async fn erase<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error
         let msg = "Type erase in this box to confirm. Nothing was erased.";
         return Ok(erase_page(ctx, &fan, StatusCode::UNPROCESSABLE_ENTITY, Some(msg)));
     }
-    let (now, erasure_id) = (ctx.env.now_ms(), shared::env::random_id(ctx.env)?);
-    let fan_only = [Param::Text(&fan.id)];
-    let record = [Param::Text(&fan.id), Param::Text(&erasure_id), Param::Int(now), Param::Text(&ctx.session.user_id)];
-    let erased = [Param::Text(&erasure_id), Param::Text(&fan.id), Param::Int(now)];
+    erase_fan(ctx.env, &ctx.db, &fan.id, ErasedBy::Artist(&ctx.session.user_id)).await?;
+    let body = html! {
+        h1 { "Erased" }
+        p.ok role="status" { "The fan and everything held about them are gone. A note that you erased a fan (not who) is kept with the time." }
+        p { a href="/app/fans" { "Back to fans" } }
+    };
+    Ok(view::html_response(StatusCode::OK, view::app_page(&ctx.session, Nav::Fans, "Erased", body)))
+}
+
+/// Who erased a fan, as the `erasures` row records it (`by_user`, `method`).
+#[derive(Clone, Copy)]
+pub(crate) enum ErasedBy<'a> {
+    /// An owner, from the dashboard: their user id.
+    Artist(&'a str),
+    /// The fan, through their own confirmed request.
+    Fan,
+}
+
+/// The erasure, whoever asked: one atomic batch that removes the fan and
+/// every row naming them, records that an erasure happened (not whom),
+/// and queues `fan.erased` for the artist's endpoints.
+pub(crate) async fn erase_fan<E: Env>(env: &E, db: &Tenant<'_, E>, fan_id: &str, by: ErasedBy<'_>) -> Result<(), Error> {
+    let (now, erasure_id) = (env.now_ms(), shared::env::random_id(env)?);
+    let (by_user, method) = match by {
+        ErasedBy::Artist(user) => (user, "artist"),
+        ErasedBy::Fan => ("fan", "fan"),
+    };
+    let fan_only = [Param::Text(fan_id)];
+    let record = [Param::Text(fan_id), Param::Text(&erasure_id), Param::Int(now), Param::Text(by_user), Param::Text(method)];
+    let erased = [Param::Text(&erasure_id), Param::Text(fan_id), Param::Int(now)];
     // Children first, explicitly: every engine then ends in the same state
     // whether or not it enforces the schema's cascades. `fan.erased` names
     // no fan row, so it survives the deletes that follow.
-    let mut rows = ctx
-        .db
+    let mut rows = db
         .batch(&[
             (shared::outbox::FAN_ERASED, &erased),
+            ("DELETE FROM privacy_requests WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM fan_restrictions WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM mail_events WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             (
@@ -301,20 +347,12 @@ pub async fn erase<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error
             ("DELETE FROM webhook_messages WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM mail_log WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
             ("DELETE FROM consent_events WHERE artist_id = ?1 AND fan_id = ?2", &fan_only),
-            (
-                "INSERT INTO erasures (id, artist_id, at, by_user, method) SELECT ?3, artist_id, ?4, ?5, 'artist' FROM fans WHERE artist_id = ?1 AND id = ?2",
-                &record,
-            ),
+            ("INSERT INTO erasures (id, artist_id, at, by_user, method) SELECT ?3, artist_id, ?4, ?5, ?6 FROM fans WHERE artist_id = ?1 AND id = ?2", &record),
             ("DELETE FROM fans WHERE artist_id = ?1 AND id = ?2", &fan_only),
         ])
         .await?;
-    shared::outbox::deliver_later(ctx.env, shared::outbox::queued(std::mem::take(&mut rows[0])));
-    let body = html! {
-        h1 { "Erased" }
-        p.ok role="status" { "The fan and everything held about them are gone. A note that you erased a fan (not who) is kept with the time." }
-        p { a href="/app/fans" { "Back to fans" } }
-    };
-    Ok(view::html_response(StatusCode::OK, view::app_page(&ctx.session, Nav::Fans, "Erased", body)))
+    shared::outbox::deliver_later(env, shared::outbox::queued(rows.first_mut().map(std::mem::take).unwrap_or_default()));
+    Ok(())
 }
 
 // ----------------------------------------------------------- restriction

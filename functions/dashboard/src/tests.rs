@@ -589,7 +589,10 @@ fn export_holds_every_record_field_by_field() {
     assert_eq!(again["fan"], doc["fan"]);
     assert!(text(&b.get(&w.env, "/app/fans/f1")).contains("/app/fans/f1/export.json"), "linked from the fan's page");
     let page = text(&b.get(&w.env, "/app/fans/f1"));
-    assert!(page.contains("Bounces and complaints") && page.contains("msg_in_1") && page.contains("bounce (transient)"), "the provider's reports are in the fan's history");
+    assert!(
+        page.contains("Bounces and complaints") && page.contains("msg_in_1") && page.contains("bounce (transient)"),
+        "the provider's reports are in the fan's history"
+    );
     // Another artist's fan, or none: 404.
     assert_eq!(b.get(&w.env, "/api/v1/app/fans/f3/export").status(), 404);
     assert_eq!(b.get(&w.env, "/app/fans/f3/export.json").status(), 404);

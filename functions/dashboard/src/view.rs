@@ -20,7 +20,7 @@ a{color:var(--accent)}a:focus-visible,button:focus-visible,input:focus-visible,s
 header{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;padding:.75rem 1rem;border-bottom:1px solid var(--line);background:var(--card)}\
 header .brand{font-weight:700;text-decoration:none;color:var(--fg)}header .who{color:var(--muted);font-size:.9rem}\
 nav{display:flex;flex-wrap:wrap;gap:.25rem .9rem}nav a{text-decoration:none;padding:.25rem 0}nav a[aria-current]{font-weight:700;text-decoration:underline}\
-header form{margin-left:auto}main{max-width:72rem;margin:0 auto;padding:1rem}main.narrow{max-width:28rem}\
+header form{margin-left:auto}main{max-width:72rem;margin:0 auto;padding:1rem}main.narrow{max-width:28rem}main.prose{max-width:42rem}\
 h1{font-size:1.5rem;margin:.5rem 0 1rem}h2{font-size:1.15rem;margin:1.5rem 0 .5rem}\
 label{display:block;font-weight:600;margin:.5rem 0 .2rem}input,select{font:inherit;color:inherit;background:var(--card);border:1px solid var(--muted);border-radius:.35rem;padding:.5rem;width:100%;max-width:24rem}\
 input[type=checkbox]{width:auto}button,.button{font:inherit;display:inline-block;border:0;border-radius:.35rem;padding:.55rem 1rem;background:var(--accent);color:var(--accent-fg);cursor:pointer;text-decoration:none;margin:.5rem 0}\
@@ -37,7 +37,7 @@ dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{color:v
 
 /// The stylesheet's address carries a hash of its content, so it can be
 /// cached for a year and still change on the next deploy (pinned by a test).
-pub const CSS_PATH: &str = "/app/assets/app-b3406093.css";
+pub const CSS_PATH: &str = "/app/assets/app-7a6e68e8.css";
 
 /// Which section the navigation marks as current.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,6 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data
 
 fn head(title: &str) -> Markup {
     html! {
-        (DOCTYPE)
         meta charset="utf-8";
         meta name="viewport" content="width=device-width,initial-scale=1";
         meta name="referrer" content="no-referrer";
@@ -75,6 +74,7 @@ pub fn app_page(session: &Session, nav: Nav, title: &str, body: Markup) -> Strin
         }
     };
     html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body {
@@ -102,9 +102,26 @@ pub fn app_page(session: &Session, nav: Nav, title: &str, body: Markup) -> Strin
     .into_string()
 }
 
+/// A page for fans (`/privacy/…`): the same stylesheet and headers, and
+/// nothing that leads into the dashboard.
+pub fn fan_page(title: &str, artist: &str, wide: bool, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body {
+                header { span.brand { (artist) } }
+                main #main class=(if wide { "prose" } else { "narrow" }) { (body) }
+            }
+        }
+    }
+    .into_string()
+}
+
 /// A page outside the signed-in frame (sign-in, errors before a session).
 pub fn bare_page(title: &str, body: Markup) -> String {
     html! {
+        (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body {

@@ -10,66 +10,13 @@
 use shared::sql::{Param, Stmt};
 use shared::{Db, Env, Error};
 
+mod purge;
+
 const DAY_MS: i64 = 86_400_000;
 
-/// The named settings (Spin variables / Worker vars, upper-cased there).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// `retention_link_stats_months`: click counters (`link_stats.day`).
-    pub link_stats_months: i64,
-    /// `retention_mail_log_days`: mail sent to fans (`mail_log.at`).
-    pub mail_log_days: i64,
-    /// `retention_pending_signup_days`: unconfirmed double opt-in signups.
-    pub pending_signup_days: i64,
-    /// `retention_webhook_days`: outbound webhook attempts, and messages
-    /// that are delivered or failed (`webhook_attempts.at`,
-    /// `webhook_messages.created_at`).
-    pub webhook_days: i64,
-    /// `retention_inbound_webhook_days`: provider message ids kept to
-    /// answer replays (`inbound_webhooks.received_at`).
-    pub inbound_webhook_days: i64,
-    /// `jobs_batch_rows`: rows per DELETE statement.
-    pub batch_rows: i64,
-    /// `jobs_max_batches`: statements per run (D1 counts queries per
-    /// invocation: 50 on the free plan, 1,000 on paid ones).
-    pub max_batches: u32,
-    /// `jobs_time_budget_ms`: no new statement starts after this long.
-    pub time_budget_ms: i64,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            link_stats_months: 12,
-            mail_log_days: 90,
-            pending_signup_days: 30,
-            webhook_days: 90,
-            inbound_webhook_days: 7,
-            batch_rows: 500,
-            max_batches: 40,
-            time_budget_ms: 20_000,
-        }
-    }
-}
-
-impl Settings {
-    /// Each setting from the environment; a missing, unparsable or
-    /// non-positive value keeps the default.
-    pub fn from_env(env: &impl Env) -> Settings {
-        let d = Settings::default();
-        let num = |name: &str, default: i64| env.var(name).and_then(|v| v.trim().parse::<i64>().ok()).filter(|v| *v > 0).unwrap_or(default);
-        Settings {
-            link_stats_months: num("retention_link_stats_months", d.link_stats_months).min(12 * 1000),
-            mail_log_days: num("retention_mail_log_days", d.mail_log_days).min(365 * 1000),
-            pending_signup_days: num("retention_pending_signup_days", d.pending_signup_days).min(365 * 1000),
-            webhook_days: num("retention_webhook_days", d.webhook_days).min(365 * 1000),
-            inbound_webhook_days: num("retention_inbound_webhook_days", d.inbound_webhook_days).min(365 * 1000),
-            batch_rows: num("jobs_batch_rows", d.batch_rows).min(10_000),
-            max_batches: u32::try_from(num("jobs_max_batches", i64::from(d.max_batches)).min(10_000)).unwrap_or(d.max_batches),
-            time_budget_ms: num("jobs_time_budget_ms", d.time_budget_ms).min(15 * 60 * 1000),
-        }
-    }
-}
+/// The named settings, parsed once for every reader of them (the
+/// dashboard's privacy page states them to fans).
+pub use shared::retention::Settings;
 
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,15 +68,21 @@ pub const JOBS: &[&str] = &[
     "pending_signups",
     "mail_log",
     "link_stats",
+    "privacy_requests",
     "webhook_attempts",
     "webhook_messages",
     "inbound_webhooks",
+    "deleted_workspaces",
 ];
 
 // Each takes its cutoff(s) and, last, the row limit.
 const SESSIONS: &str = "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions WHERE last_seen_at <= ?1 OR created_at <= ?2 LIMIT ?3)";
 const SIGN_IN_LINKS: &str = "DELETE FROM sign_in_links WHERE rowid IN \
      (SELECT rowid FROM sign_in_links WHERE (expires_at <= ?1 OR used_at IS NOT NULL) AND created_at <= ?2 LIMIT ?3)";
+// Fans' privacy links (schema/0012): nothing to keep once used or expired;
+// their limits are counted in rate_windows, not here.
+const PRIVACY_REQUESTS: &str =
+    "DELETE FROM privacy_requests WHERE id IN (SELECT id FROM privacy_requests WHERE used_at IS NOT NULL OR expires_at <= ?1 LIMIT ?2)";
 const API_TOKEN_USE: &str = "DELETE FROM api_token_use WHERE rowid IN \
      (SELECT u.rowid FROM api_token_use u JOIN api_tokens t ON t.id = u.token_id WHERE t.revoked_at IS NOT NULL AND t.revoked_at <= ?1 LIMIT ?2)";
 const RATE_WINDOWS: &str = "DELETE FROM rate_windows WHERE (key, slot) IN (SELECT key, slot FROM rate_windows WHERE expires_at <= ?1 LIMIT ?2)";
@@ -262,6 +215,7 @@ impl<E: Env> Run<'_, E> {
                 let window_ms = i64::from(a.address_limit.window_secs.max(a.client_limit.window_secs)) * 1000;
                 self.drain(job, SIGN_IN_LINKS, &[Param::Int(now), Param::Int(now - window_ms)]).await
             }
+            "privacy_requests" => self.drain(job, PRIVACY_REQUESTS, &[Param::Int(now)]).await,
             "api_token_use" => self.drain(job, API_TOKEN_USE, &[Param::Int(now)]).await,
             "rate_windows" => self.drain(job, RATE_WINDOWS, &[Param::Int(now)]).await,
             "pending_signups" => self.pending_signups(now - self.s.pending_signup_days * DAY_MS).await,
@@ -273,6 +227,7 @@ impl<E: Env> Run<'_, E> {
             "webhook_attempts" => self.drain(job, WEBHOOK_ATTEMPTS, &[Param::Int(now - self.s.webhook_days * DAY_MS)]).await,
             "webhook_messages" => self.drain(job, WEBHOOK_MESSAGES, &[Param::Int(now - self.s.webhook_days * DAY_MS)]).await,
             "inbound_webhooks" => self.drain(job, INBOUND_WEBHOOKS, &[Param::Int(now - self.s.inbound_webhook_days * DAY_MS)]).await,
+            "deleted_workspaces" => self.deleted_workspaces(now).await,
             _ => Ok(()),
         }
     }

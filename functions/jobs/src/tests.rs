@@ -413,3 +413,25 @@ fn unconfirmed_signups_take_their_webhook_messages_and_mail_events_with_them() {
         assert_eq!(count(&env, &format!("SELECT count(*) FROM {table}")), 0, "{table}");
     }
 }
+
+#[test]
+fn used_or_expired_privacy_requests_go_at_once_live_ones_stay() {
+    let env = env();
+    let now = env.now_ms();
+    fan(&env, "f1", "subscribed", now);
+    env.db
+        .conn()
+        .execute_batch(&format!(
+            "INSERT INTO privacy_requests (id, artist_id, fan_id, kind, token_hash, created_at, expires_at, used_at) VALUES
+               ('r-used', 'a1', 'f1', 'erase', 'h1', {n}, {later}, {n}),
+               ('r-expired', 'a1', 'f1', 'access', 'h2', {n}, {n}, NULL),
+               ('r-live', 'a1', 'f1', 'access', 'h3', {n}, {later}, NULL);",
+            n = now,
+            later = now + 1,
+        ))
+        .unwrap();
+    let r = run(&env);
+    assert_eq!(ids(&env, "SELECT id FROM privacy_requests"), ["r-live"]);
+    assert_eq!(r.removed("privacy_requests"), 2);
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 1, "the fan stays");
+}

@@ -43,17 +43,19 @@ pub fn deliver(env: &impl Env, page: &Page, to: &str, fan_id: &str, now_ms: i64)
     let token = TokenKeys::from_env(env)?.sign(Purpose::Confirm, expires, fan_id, &page.artist_id)?;
     let link = format!("{}/s/{}/confirm?t={token}", mail::base_url(env)?, page.slug);
     let unsubscribe = mail::unsubscribe_headers(env, fan_id, &page.artist_id)?;
+    let privacy = format!("{}/privacy/{}", mail::base_url(env)?, shared::httpx::percent_encode(&page.artist_id));
     let artist = &page.artist_name;
     let subject = format!("Confirm your subscription to {artist}");
     let text = format!(
-        "Please confirm that you want emails from {artist}:\n{link}\n\nThe link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.\n\nUnsubscribe: {}\n",
+        "Please confirm that you want emails from {artist}:\n{link}\n\nThe link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.\n\nUnsubscribe: {}\nYour data and your rights: {privacy}\n",
         unsubscribe.url
     );
     let body = format!(
-        "<p>Please confirm that you want emails from {a}.</p><p><a href=\"{l}\">Confirm my subscription</a></p><p>The link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.</p><p><small><a href=\"{u}\">Unsubscribe</a></small></p>",
+        "<p>Please confirm that you want emails from {a}.</p><p><a href=\"{l}\">Confirm my subscription</a></p><p>The link works for 7 days. If you didn't sign up, ignore this email and you won't hear from us again.</p><p><small><a href=\"{u}\">Unsubscribe</a> · <a href=\"{p}\">Your data and your rights</a></small></p>",
         a = escape(artist),
         l = escape(&link),
-        u = escape(&unsubscribe.url)
+        u = escape(&unsubscribe.url),
+        p = escape(&privacy)
     );
     let release = OwnedStmt {
         sql: "DELETE FROM mail_log WHERE fan_id = ?1 AND kind = 'confirm' AND at = ?2".into(),

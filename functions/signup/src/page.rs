@@ -62,8 +62,12 @@ fn render(page: &Page, env: &impl Env, err: Option<&Error>, email: &str) -> Stri
         "<p><small>When you sign up we record your email address (stored encrypted), the time, this page, \
          the consent text you agreed to, and your approximate location (country, region and city), \
          worked out from your IP address. We do not keep your IP address. You can unsubscribe at any time \
-         with one click from any email.</small></p>"
+         with one click from any email. <a href=\"/privacy/{}\">Your data and your rights</a></small></p>",
+        shared::httpx::percent_encode(&page.artist_id)
     );
+    if let Some(age) = html::age_notice(env) {
+        let _ = write!(b, "<p><small>{age}</small></p>");
+    }
     if let Some((text, url)) = env.geo_attribution() {
         let _ = write!(b, "<p><small><a href=\"{}\">{}</a></small></p>", escape(url), escape(text));
     }

@@ -19,7 +19,7 @@ use shared::crypto::{self, Keys};
 use shared::email::Email;
 use shared::ratelimit::{self, Window};
 use shared::sql::{Param, Stmt};
-use shared::{Db, Env, Error};
+use shared::{Db, Env, Error, ErrorKind};
 
 pub struct Page {
     pub id: String,
@@ -242,6 +242,9 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     let mut results = match result {
         Ok(r) => r,
         Err(e) if ratelimit::is_refusal(&e) => return Err(ratelimit::refusal(env, &limits).await),
+        // The page was read (or cached, up to PAGE_CACHE_TTL_MS) before its
+        // workspace was deleted; schema/0013's trigger refused the batch.
+        Err(e) if e.message.contains(WORKSPACE_DELETED) => return Err(Error::new(ErrorKind::NotFound, "This page no longer takes signups.")),
         Err(e) => return Err(e),
     };
     ratelimit::sweep(env);
@@ -250,4 +253,65 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     Ok(Recorded { status, confirm, at_ms: now })
 }
 
+/// What the `fans_of_deleted_workspace` trigger (schema/0013) says when it
+/// refuses a signup batch.
+const WORKSPACE_DELETED: &str = "workspace deleted";
+
 pub use shared::env::random_id;
+
+#[cfg(test)]
+mod deleted_workspace_tests {
+    use shared::adapters::native::{block_on, NativeEnv};
+    use shared::http::{Method, Request};
+
+    fn signup(env: &NativeEnv, email: &str) -> (u16, String) {
+        let body = format!(r#"{{"page":"tour","email":"{email}","consent":true}}"#);
+        let req = Request::builder().method(Method::POST).uri("/api/v1/signup").header("content-type", "application/json").body(body.into_bytes()).unwrap();
+        let res = block_on(crate::handle(req, env));
+        (res.status().as_u16(), String::from_utf8_lossy(res.body()).into_owned())
+    }
+
+    fn count(env: &NativeEnv, sql: &str) -> i64 {
+        env.db.conn().query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
+    /// A page cached before its workspace was deleted still shows its
+    /// form for up to 30 s on Workers; a signup through it must not create
+    /// or change a fan, nor count against any limit.
+    #[test]
+    fn a_cached_page_of_a_deleted_workspace_takes_no_signup() {
+        let mut env = NativeEnv::memory().unwrap();
+        env.set_var("data_keys", "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").set_var("index_key", "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=");
+        env.client.ip = Some("203.0.113.9".parse().unwrap());
+        env.db
+            .conn()
+            .execute_batch(
+                "INSERT INTO artists VALUES ('a1', 'Nova', 0);
+                 INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
+                   VALUES ('p1', 'a1', 'tour', 'Tour news', 'Send me tour news.', 'v1', 0, 0, 0);",
+            )
+            .unwrap();
+        super::forget_pages();
+        assert_eq!(signup(&env, "before@example.com").0, 200, "the page is now cached");
+        let windows = count(&env, "SELECT coalesce(sum(count), 0) FROM rate_windows");
+        // What the dashboard's deletion does to the page, and its record.
+        env.db
+            .conn()
+            .execute_batch(
+                "INSERT INTO workspace_deletions (artist_id, requested_at, by_user, purge_after) VALUES ('a1', 0, 'u1', 1);
+                 DELETE FROM capture_pages WHERE artist_id = 'a1';",
+            )
+            .unwrap();
+        for email in ["after@example.com", "before@example.com"] {
+            let (status, body) = signup(&env, email);
+            assert_eq!(status, 404, "{email}: {body}");
+            assert!(body.contains("no longer takes signups"), "{body}");
+        }
+        assert_eq!(count(&env, "SELECT count(*) FROM fans"), 1, "no fan created");
+        assert_eq!(count(&env, "SELECT count(*) FROM consent_events"), 1, "no consent recorded");
+        assert_eq!(count(&env, "SELECT coalesce(sum(count), 0) FROM rate_windows"), windows, "the refused batch counted nothing");
+        // Once the cache forgets the page, the page itself is gone.
+        super::forget_pages();
+        assert_eq!(signup(&env, "later@example.com").0, 404);
+    }
+}

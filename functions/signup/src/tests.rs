@@ -61,12 +61,27 @@ fn capture_page_renders_form_and_notice() {
     let html = text(&res);
     assert!(html.contains("name=\"email\"") && html.contains("name=\"consent\"") && html.contains("name=\"website\""));
     assert!(html.contains("approximate location"));
+    assert!(html.contains("<a href=\"/privacy/a1\">Your data and your rights</a>"), "the artist's privacy page is linked");
+    assert!(html.contains("Not for children under 16."), "the age notice, by default");
+    assert!(!html.contains("<script"));
     assert!(html.contains("Nova &amp; the Tides"), "artist name must be escaped");
     assert!(html.len() < 15 * 1024, "page is {} bytes", html.len());
     assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("default-src 'none'"));
     let head = send(&env, Method::HEAD, "/s/tour", None, b"");
     assert_eq!(head.status(), 200);
     assert!(head.body().is_empty());
+}
+
+#[test]
+fn the_age_notice_follows_min_age() {
+    let mut env = env();
+    for (value, notice) in [("13", Some("Not for children under 13.")), ("0", None), ("lots", Some("Not for children under 16."))] {
+        env.set_var("min_age", value);
+        let html = text(&send(&env, Method::GET, "/s/other", None, b""));
+        assert_eq!(notice.is_some_and(|n| html.contains(n)), notice.is_some(), "min_age = {value}");
+        assert_eq!(html.contains("Not for children"), notice.is_some(), "min_age = {value}");
+        assert!(html.contains("/privacy/a2"), "the page's own artist");
+    }
 }
 
 #[test]
@@ -358,6 +373,9 @@ fn double_opt_in_mail_carries_link_and_unsubscribe_headers() {
     assert!(lu.starts_with("<https://fans.example/u/t1.") && lu.ends_with('>'), "{lu}");
     assert_eq!(v["headers"]["List-Unsubscribe-Post"], "List-Unsubscribe=One-Click");
     assert!(v["html"].as_str().unwrap().contains("/s/doi/confirm?t="));
+    for part in ["text", "html"] {
+        assert!(v[part].as_str().unwrap().contains("https://fans.example/privacy/a1"), "{part} links the artist's privacy page");
+    }
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0009_fan_rights.sql", include_str!("../../../schema/0009_fan_rights.sql")),
     ("0010_retention.sql", include_str!("../../../schema/0010_retention.sql")),
     ("0011_webhooks.sql", include_str!("../../../schema/0011_webhooks.sql")),
+    ("0012_privacy_requests.sql", include_str!("../../../schema/0012_privacy_requests.sql")),
+    ("0013_workspace_deletions.sql", include_str!("../../../schema/0013_workspace_deletions.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.

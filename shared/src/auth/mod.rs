@@ -17,6 +17,7 @@
 //! - CSRF: a token derived from the session id by HMAC (nothing to store),
 //!   compared in constant time, plus an Origin / `Sec-Fetch-Site` check.
 
+pub mod fan;
 pub mod totp;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -147,6 +148,35 @@ pub async fn token_tenant<'e, E: Env>(env: &'e E, token: &str) -> Result<Option<
         )
         .await?;
     Ok(Some(Tenant { env, artist_id }))
+}
+
+/// The tenant a fan's own privacy request opens (`/privacy/{artist}`,
+/// [`fan`]), for exactly one fan: `Ok(Err(_))` unless `token` is a link
+/// we mailed for `artist_id`, unused and unexpired.
+///
+/// Why this is safe without a session: the link went only to the address
+/// that is on the artist's list (whoever asked, the mail goes to the fan),
+/// so holding it proves control of that mailbox, as a sign-in link does.
+/// The check and the use are one statement (`UPDATE … WHERE used_at IS
+/// NULL AND expires_at > now … RETURNING`), so of two submits of the same
+/// link exactly one gets a tenant, and a link asked for at another artist
+/// matches nothing. The caller must act only on the returned fan: the
+/// tenant is the artist's, the authority is the fan's.
+pub async fn fan_request_tenant<'e, E: Env>(env: &'e E, artist_id: &str, token: &str) -> Result<Result<fan::Verified<'e, E>, fan::Refused>, Error> {
+    if !fan::well_formed(token) {
+        return Ok(Err(fan::Refused::Malformed));
+    }
+    let rows = env
+        .db()
+        .query(
+            "UPDATE privacy_requests SET used_at = ?1 WHERE token_hash = ?2 AND artist_id = ?3 AND used_at IS NULL AND expires_at > ?1 \
+             RETURNING fan_id, kind",
+            &[Param::Int(env.now_ms()), Param::Text(&crypto::sha256_hex(token.as_bytes())), Param::Text(artist_id)],
+        )
+        .await?;
+    let Some(mut row) = rows.into_iter().next() else { return Ok(Err(fan::Refused::Gone)) };
+    let (Some(fan_id), Some(kind)) = (row.take_text(0), row.text(1).and_then(fan::Kind::parse)) else { return Ok(Err(fan::Refused::Gone)) };
+    Ok(Ok(fan::Verified { tenant: Tenant { env, artist_id: artist_id.to_owned() }, fan_id, kind }))
 }
 
 /// Every dashboard query goes through here, and here alone: `?1` is bound
