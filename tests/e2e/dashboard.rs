@@ -523,6 +523,11 @@ fn rights_export(t: &Target) -> Result<(), String> {
     // A located, double opt-in fan: a request event that hashed the page's
     // wording, and a confirmation mail in the log.
     let email = "rights-export-fan@example.com";
+    // An endpoint of the artist's own, so an event carrying the fan's data
+    // is on record, and (below) a bounce the provider reported.
+    let rx = shared::adapters::native::recorder::Recorder::start().map_err(|e| e.to_string())?;
+    let token = "sd_e2e_links_token_artist_one_3f9a";
+    let (endpoint, _) = crate::hooks_out::create(t, token, &format!("{}/export", rx.url), serde_json::json!(["fan.subscribed"]))?;
     let cf = r#"{"country":"SE","region":"Östergötland County","city":"Linköping","clientAcceptEncoding":""}"#;
     let mut headers = vec![("content-type", "application/json"), (t.ip_header(), "89.160.20.128")];
     if t.kind == Kind::Workers {
@@ -535,6 +540,30 @@ fn rights_export(t: &Target) -> Result<(), String> {
     let id = fan_id(t, "e2e-artist", email)?;
     let other_id = fan_id(t, "e2e-other-artist", "rights-export-other-fan@example.com")?;
     let (mut a, mut b) = owners(t, "export", 141)?;
+    ensure!(crate::hooks_out::wait_for(&rx, 1, 10).len() == 1, "fan.subscribed not sent");
+    // The attempt is recorded once the receiver has answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while t
+        .db()?
+        .query_row("SELECT count(*) FROM webhook_messages WHERE endpoint_id = ?1 AND status = 'delivered'", [&endpoint], |r| r.get::<_, i64>(0))
+        .map_err(|e| e.to_string())?
+        == 0
+    {
+        ensure!(Instant::now() < deadline, "fan.subscribed not recorded as delivered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
+    let msg = format!("msg_rights_export_{now}");
+    let event = crate::hooks_in::resend_event("email.bounced", email, "Transient", crate::hooks_in::tags("e2e-artist", &id), 0);
+    let sig = crate::hooks_in::sign(crate::runtime::HOOK_SECRET_NEW, &msg, now, &event);
+    let ts = now.to_string();
+    let res = t.send(
+        "POST",
+        crate::hooks_in::PATH,
+        &[("content-type", "application/json"), ("svix-id", &msg), ("svix-timestamp", &ts), ("svix-signature", &sig)],
+        event.as_bytes(),
+    )?;
+    ensure!(res.status() == 200, "bounce report: {} {}", res.status(), body(&res));
 
     let res = a.get(&format!("/api/v1/app/fans/{id}/export"))?;
     ensure!(res.status() == 200, "export: {} {}", res.status(), body(&res));
@@ -559,6 +588,13 @@ fn rights_export(t: &Target) -> Result<(), String> {
         ("history hash", &doc["consent_history"][0]["consent_hash"], shared::crypto::sha256_hex(text.as_bytes()).into()),
         ("history text", &doc["consent_history"][0]["consent_text"], text.into()),
         ("mail kind", &doc["mail"][0]["kind"], "confirm".into()),
+        ("bounce kind", &doc["bounces_and_complaints"][0]["kind"], "bounce".into()),
+        ("bounce type", &doc["bounces_and_complaints"][0]["bounce_type"], "transient".into()),
+        ("bounce provider", &doc["bounces_and_complaints"][0]["provider"], "resend".into()),
+        ("bounce message", &doc["bounces_and_complaints"][0]["provider_message_id"], msg.clone().into()),
+        ("webhook type", &doc["webhook_events"][0]["type"], "fan.subscribed".into()),
+        ("webhook status", &doc["webhook_events"][0]["status"], "delivered".into()),
+        ("webhook sent to", &doc["webhook_events"][0]["sent_to"], rx.url.clone().into()),
     ];
     for (what, got, want) in checks {
         ensure!(*got == want, "{what}: {got} (expected {want})");
@@ -568,10 +604,19 @@ fn rights_export(t: &Target) -> Result<(), String> {
         ("updated_at", &fan["updated_at"]),
         ("history at", &doc["consent_history"][0]["at"]),
         ("mail at", &doc["mail"][0]["at"]),
+        ("bounce at", &doc["bounces_and_complaints"][0]["at"]),
+        ("webhook created_at", &doc["webhook_events"][0]["created_at"]),
+        ("webhook delivered_at", &doc["webhook_events"][0]["delivered_at"]),
     ] {
         ensure!(v.as_str().is_some_and(|s| s.len() == 20 && s.ends_with('Z')), "{what}: {v}");
     }
     ensure!(doc["consent_history"].as_array().map(Vec::len) == Some(1) && doc["mail"].as_array().map(Vec::len) == Some(1), "extra records: {doc}");
+    ensure!(
+        doc["bounces_and_complaints"].as_array().map(Vec::len) == Some(1) && doc["webhook_events"].as_array().map(Vec::len) == Some(1),
+        "extra records: {doc}"
+    );
+    let (s, v) = crate::hooks_out::api(t, "DELETE", &format!("/api/v1/app/webhooks/{endpoint}"), token, None)?;
+    ensure!(s == 204, "endpoint cleanup: {s} {v}");
 
     let dl = a.get(&format!("/app/fans/{id}/export.json"))?;
     let disposition = dl.headers().get("content-disposition").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();

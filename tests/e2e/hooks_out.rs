@@ -28,7 +28,7 @@ pub const ALL: &[(&str, Case)] = &[
 const TOKEN: &str = "sd_e2e_links_token_artist_one_3f9a";
 const OTHER_TOKEN: &str = "sd_e2e_links_token_artist_two_7c1d";
 
-fn api(t: &Target, method: &str, path: &str, token: &str, data: Option<Value>) -> Result<(u16, Value), String> {
+pub(crate) fn api(t: &Target, method: &str, path: &str, token: &str, data: Option<Value>) -> Result<(u16, Value), String> {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("authorization", auth.as_str())];
     if data.is_some() {
@@ -38,14 +38,14 @@ fn api(t: &Target, method: &str, path: &str, token: &str, data: Option<Value>) -
     Ok((res.status().as_u16(), serde_json::from_slice(res.body()).unwrap_or(Value::Null)))
 }
 
-fn create(t: &Target, token: &str, url: &str, events: Value) -> Result<(String, String), String> {
+pub(crate) fn create(t: &Target, token: &str, url: &str, events: Value) -> Result<(String, String), String> {
     let (s, v) = api(t, "POST", "/api/v1/app/webhooks", token, Some(json!({"url": url, "events": events})))?;
     ensure!(s == 201, "create endpoint: {s} {v}");
     Ok((v["id"].as_str().unwrap_or("").to_owned(), v["secret"].as_str().unwrap_or("").to_owned()))
 }
 
 /// Waits until `rx` has received `n` requests (sent after a response).
-fn wait_for(rx: &Recorder, n: usize, secs: u64) -> Vec<Recorded> {
+pub(crate) fn wait_for(rx: &Recorder, n: usize, secs: u64) -> Vec<Recorded> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let got = rx.requests();

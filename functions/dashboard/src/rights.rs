@@ -228,13 +228,21 @@ async fn webhook_events<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<
             json!({
                 "id": r.take_text(0),
                 "type": r.take_text(1),
-                "sent_to": shared::url::origin(&url),
+                "sent_to": scheme_and_host(&url),
                 "status": r.take_text(3),
                 "created_at": opt_iso(r.int(4)),
                 "delivered_at": opt_iso(r.int(5)),
             })
         })
         .collect())
+}
+
+/// `scheme://host[:port]` of an endpoint URL: where the data went, without
+/// the path (which may hold the artist's own tokens).
+fn scheme_and_host(url: &str) -> &str {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    &url[..end]
 }
 
 /// `GET /api/v1/app/fans/{id}/export`
