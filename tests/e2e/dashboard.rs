@@ -241,7 +241,10 @@ fn totp_flow(t: &Target) -> Result<(), String> {
     ensure!(page.contains("<svg") && page.contains("otpauth://totp/"), "enrolment page lacks the QR code");
     let b32 = page.split("<p class=\"secret\">").nth(1).and_then(|s| s.split('<').next()).unwrap_or("");
     let secret = shared::auth::totp::base32_decode(b32).ok_or("no secret shown")?;
-    let done = b.post("/app/account/totp/confirm", &format!("csrf={csrf}&code={}", totp_code(&secret, 0)))?;
+    // Kept, not recomputed below: a 30 s step may end in between, and the
+    // next step's code is fresh.
+    let enrolment_code = totp_code(&secret, 0);
+    let done = b.post("/app/account/totp/confirm", &format!("csrf={csrf}&code={enrolment_code}"))?;
     ensure!(done.status() == 200, "confirm: {} {}", done.status(), body(&done));
     let codes: Vec<String> = body(&done).split("<li>").skip(1).filter_map(|s| s.split('<').next()).map(str::to_owned).collect();
     ensure!(codes.len() == 10, "{} recovery codes", codes.len());
@@ -254,9 +257,8 @@ fn totp_flow(t: &Target) -> Result<(), String> {
     ensure!(location(&b.get("/app/fans")?) == "/app/sign-in/code", "second factor not asked for");
     ensure!(b.get("/api/v1/app/fans")?.status() == 401, "API reachable before the second factor");
     let csrf = hidden(&body(&b.get("/app/sign-in/code")?), "csrf")?;
-    // Try the current step and the next: one of them is fresh unless
-    // enrolment used it; a used step must be refused.
-    let used = b.post("/app/sign-in/code", &format!("csrf={csrf}&code={}", totp_code(&secret, 0)))?;
+    // The code enrolment used must be refused; the next step's is fresh.
+    let used = b.post("/app/sign-in/code", &format!("csrf={csrf}&code={enrolment_code}"))?;
     if used.status() == 303 {
         return Err("the code used for enrolment was accepted again".into());
     }
@@ -552,18 +554,7 @@ fn rights_export(t: &Target) -> Result<(), String> {
         ensure!(Instant::now() < deadline, "fan.subscribed not recorded as delivered");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs() as i64;
-    let msg = format!("msg_rights_export_{now}");
-    let event = crate::hooks_in::resend_event("email.bounced", email, "Transient", crate::hooks_in::tags("e2e-artist", &id), 0);
-    let sig = crate::hooks_in::sign(crate::runtime::HOOK_SECRET_NEW, &msg, now, &event);
-    let ts = now.to_string();
-    let res = t.send(
-        "POST",
-        crate::hooks_in::PATH,
-        &[("content-type", "application/json"), ("svix-id", &msg), ("svix-timestamp", &ts), ("svix-signature", &sig)],
-        event.as_bytes(),
-    )?;
-    ensure!(res.status() == 200, "bounce report: {} {}", res.status(), body(&res));
+    let msg = crate::hooks_in::report(t, "email.bounced", email, "Transient", "e2e-artist", &id)?;
 
     let res = a.get(&format!("/api/v1/app/fans/{id}/export"))?;
     ensure!(res.status() == 200, "export: {} {}", res.status(), body(&res));
@@ -686,6 +677,13 @@ fn rights_erasure(t: &Target) -> Result<(), String> {
     // space until SQLite reuses it, which no statement of ours can change.
     // There the rows are gone (checked above) and what the files still hold
     // is reported, not failed (README "Fan rights" says what D1 guarantees).
+    no_trace_in_files(t, &enc, &hash)
+}
+
+/// Fails (Spin) or reports (Workers: local D1 refuses `secure_delete`)
+/// when any file the runtime wrote still holds an erased fan's ciphertext
+/// `enc` or blind index `hash`.
+pub(crate) fn no_trace_in_files(t: &Target, enc: &str, hash: &str) -> Result<(), String> {
     let mut files = Vec::new();
     crate::cases::collect(&t.state, &mut files);
     ensure!(files.iter().any(|f| f == &t.db_path), "database file not under the state dir");
@@ -696,7 +694,7 @@ fn rights_erasure(t: &Target) -> Result<(), String> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(format!("{}: {e}", f.display())),
         };
-        for (what, needle) in [("ciphertext", enc.as_str()), ("blind index", hash.as_str())] {
+        for (what, needle) in [("ciphertext", enc), ("blind index", hash)] {
             if contains(&bytes, needle.as_bytes()) {
                 found.push(format!("{} still holds the erased fan's {what} (freed space or old WAL frames)", f.display()));
             }

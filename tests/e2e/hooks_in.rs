@@ -134,6 +134,22 @@ pub(crate) fn resend_event(ty: &str, to: &str, bounce_type: &str, tags: serde_js
     .to_string()
 }
 
+/// Sends a provider report of `ty` about fan `fan` of `artist`, signed as
+/// Resend signs, with a fresh message id; fails unless it is accepted.
+/// Returns the message id.
+pub(crate) fn report(t: &Target, ty: &str, to: &str, bounce_type: &str, artist: &str, fan: &str) -> Result<String, String> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+    let msg = format!("msg_report_{}", now.as_nanos());
+    let event = resend_event(ty, to, bounce_type, tags(artist, fan), 0);
+    let ts = now.as_secs() as i64;
+    let sig = sign(crate::runtime::HOOK_SECRET_NEW, &msg, ts, &event);
+    let ts = ts.to_string();
+    let res =
+        t.send("POST", PATH, &[("content-type", "application/json"), ("svix-id", &msg), ("svix-timestamp", &ts), ("svix-signature", &sig)], event.as_bytes())?;
+    ensure!(res.status() == 200, "{ty}: {} {}", res.status(), body(&res));
+    Ok(msg)
+}
+
 pub(crate) fn tags(artist: &str, fan: &str) -> serde_json::Value {
     serde_json::json!({ "artist": artist, "fan": fan })
 }

@@ -183,10 +183,6 @@ fn download(t: &Target) -> Result<(), String> {
     Ok(())
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 fn erasure(t: &Target) -> Result<(), String> {
     let email = "privacy-erase-fan@example.com";
     // On a double opt-in page (a mail in the log), and on the other
@@ -249,27 +245,7 @@ fn erasure(t: &Target) -> Result<(), String> {
     // The runtime's files: as in dashboard.rs rights_erasure (Spin zeroes
     // freed bytes; local D1 refuses `secure_delete`, so there it is
     // reported, not failed; README "Fan rights").
-    let mut files = Vec::new();
-    crate::cases::collect(&t.state, &mut files);
-    ensure!(files.iter().any(|f| f == &t.db_path), "database file not under the state dir");
-    let mut found = Vec::new();
-    for f in &files {
-        let bytes = match std::fs::read(f) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", f.display())),
-        };
-        for (what, needle) in [("ciphertext", enc.as_str()), ("blind index", hash.as_str())] {
-            if contains(&bytes, needle.as_bytes()) {
-                found.push(format!("{} still holds the erased fan's {what} (freed space or old WAL frames)", f.display()));
-            }
-        }
-    }
-    match t.kind {
-        Kind::Spin => ensure!(found.is_empty(), "{}", found.join("; ")),
-        Kind::Workers => found.iter().for_each(|f| eprintln!("[Workers, D1 local; not under our control] {f}")),
-    }
-    Ok(())
+    crate::dashboard::no_trace_in_files(t, &enc, &hash)
 }
 
 /// What a bad request is, where it goes, and the status it must get:
