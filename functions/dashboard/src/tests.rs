@@ -74,23 +74,33 @@ fn world() -> World {
     World { env, mail }
 }
 
-/// A browser: keeps cookies, sends same-origin headers on POST.
-struct Browser {
+/// A browser: keeps cookies, sends same-origin headers on POST (the
+/// dashboard's other test modules use it too).
+pub(crate) struct Browser {
     cookies: Vec<(String, String)>,
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         Browser { cookies: Vec::new() }
     }
 
     fn send(&mut self, env: &NativeEnv, method: Method, uri: &str, form: Option<&str>) -> Response {
+        self.send_from(env, method, uri, form, "https://fans.example", "same-origin")
+    }
+
+    /// As a page on another site would post: the CSRF checks must refuse it.
+    pub(crate) fn post_cross_site(&mut self, env: &NativeEnv, uri: &str, form: &str) -> Response {
+        self.send_from(env, Method::POST, uri, Some(form), "https://evil.example", "cross-site")
+    }
+
+    fn send_from(&mut self, env: &NativeEnv, method: Method, uri: &str, form: Option<&str>, origin: &str, site: &str) -> Response {
         let mut b = HttpRequest::builder().method(method.clone()).uri(uri).header("host", "fans.example");
         if !self.cookies.is_empty() {
             b = b.header("cookie", self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
         }
         if method == Method::POST {
-            b = b.header("content-type", "application/x-www-form-urlencoded").header("origin", "https://fans.example").header("sec-fetch-site", "same-origin");
+            b = b.header("content-type", "application/x-www-form-urlencoded").header("origin", origin).header("sec-fetch-site", site);
         }
         let req: Request = b.body(form.unwrap_or("").as_bytes().to_vec()).unwrap();
         let res = block_on(crate::handle(req, env));
@@ -106,22 +116,28 @@ impl Browser {
         res
     }
 
-    fn get(&mut self, env: &NativeEnv, uri: &str) -> Response {
+    pub(crate) fn get(&mut self, env: &NativeEnv, uri: &str) -> Response {
         self.send(env, Method::GET, uri, None)
     }
 
-    fn post(&mut self, env: &NativeEnv, uri: &str, form: &str) -> Response {
+    pub(crate) fn post(&mut self, env: &NativeEnv, uri: &str, form: &str) -> Response {
         self.send(env, Method::POST, uri, Some(form))
     }
 
     /// Signs in through the emailed link, as a person would.
     fn sign_in(&mut self, w: &World, email: &str) -> Response {
-        let page = text(&self.get(&w.env, "/app/sign-in"));
+        self.sign_in_with(&w.env, &w.mail, email)
+    }
+
+    /// The same, for a world of another test module: `mail` is where the
+    /// environment sends its mail.
+    pub(crate) fn sign_in_with(&mut self, env: &NativeEnv, mail: &Recorder, email: &str) -> Response {
+        let page = text(&self.get(env, "/app/sign-in"));
         let csrf = hidden(&page, "csrf");
-        let res = self.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email={}", email.replace('@', "%40")));
+        let res = self.post(env, "/app/sign-in", &format!("csrf={csrf}&email={}", email.replace('@', "%40")));
         assert_eq!(res.status(), 200, "{}", text(&res));
-        let link = last_link(&w.mail, email).expect("a sign-in mail");
-        self.open_link(&w.env, &link)
+        let link = last_link(mail, email).expect("a sign-in mail");
+        self.open_link(env, &link)
     }
 
     fn open_link(&mut self, env: &NativeEnv, link: &str) -> Response {
@@ -131,16 +147,16 @@ impl Browser {
         self.post(env, "/app/sign-in/verify", &format!("csrf={csrf}&t={t}"))
     }
 
-    fn csrf(&mut self, env: &NativeEnv) -> String {
+    pub(crate) fn csrf(&mut self, env: &NativeEnv) -> String {
         hidden(&text(&self.get(env, "/app/account")), "csrf")
     }
 }
 
-fn text(res: &Response) -> String {
+pub(crate) fn text(res: &Response) -> String {
     String::from_utf8_lossy(res.body()).into_owned()
 }
 
-fn hidden(html: &str, name: &str) -> String {
+pub(crate) fn hidden(html: &str, name: &str) -> String {
     let at = html.find(&format!("name=\"{name}\" value=\"")).unwrap_or_else(|| panic!("no {name} in {html}"));
     let rest = &html[at + name.len() + 15..];
     rest[..rest.find('"').unwrap()].to_owned()

@@ -77,6 +77,30 @@ impl SqliteDb {
     pub fn conn(&self) -> std::cell::Ref<'_, rusqlite::Connection> {
         self.0.borrow()
     }
+
+    /// Every row of every table, each row's columns as text joined by `|`
+    /// (sorted), by table: for tests that prove what a change left behind
+    /// anywhere in the schema, including tables added after them.
+    pub fn every_row(&self) -> Result<std::collections::BTreeMap<String, Vec<String>>, Error> {
+        let conn = self.0.borrow();
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(db_err)?;
+        let mut out = std::collections::BTreeMap::new();
+        for t in tables {
+            let cols: Vec<String> = conn
+                .prepare(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .map_err(db_err)?;
+            let row = cols.iter().map(|c| format!("coalesce(CAST(\"{c}\" AS TEXT), 'NULL')")).collect::<Vec<_>>().join(" || '|' || ");
+            let mut rows: Vec<String> =
+                conn.prepare(&format!("SELECT {row} FROM \"{t}\"")).and_then(|mut s| s.query_map([], |r| r.get(0))?.collect()).map_err(db_err)?;
+            rows.sort();
+            out.insert(t, rows);
+        }
+        Ok(out)
+    }
 }
 
 fn db_err(e: rusqlite::Error) -> Error {

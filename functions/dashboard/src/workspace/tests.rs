@@ -3,13 +3,13 @@
 //! at once while a second artist with data of their own keeps all of it;
 //! and the export holding every kind of record, in parts for long lists.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 use shared::adapters::native::recorder::Recorder;
 use shared::adapters::native::{block_on, NativeEnv};
-use shared::http::{Method, Request as HttpRequest};
-use shared::{Env, Kv, Response};
+use shared::http::Request as HttpRequest;
+use shared::{Env, Kv};
+
+use crate::tests::{hidden, text, Browser};
 
 const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
@@ -98,100 +98,16 @@ fn world() -> World {
     World { env, mail }
 }
 
-/// A browser: keeps cookies, sends same-origin headers on POST.
-#[derive(Default)]
-struct Browser {
-    cookies: Vec<(String, String)>,
-}
-
-impl Browser {
-    fn send(&mut self, env: &NativeEnv, method: Method, uri: &str, form: Option<&str>, same_origin: bool) -> Response {
-        let mut b = HttpRequest::builder().method(method.clone()).uri(uri).header("host", "fans.example");
-        if !self.cookies.is_empty() {
-            b = b.header("cookie", self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; "));
-        }
-        if method == Method::POST {
-            let site = if same_origin { "same-origin" } else { "cross-site" };
-            b = b.header("content-type", "application/x-www-form-urlencoded").header("sec-fetch-site", site);
-        }
-        let res = block_on(crate::handle(b.body(form.unwrap_or("").as_bytes().to_vec()).unwrap(), env));
-        for v in res.headers().get_all("set-cookie") {
-            let v = v.to_str().unwrap();
-            let (kv, attrs) = v.split_once(';').unwrap_or((v, ""));
-            let (k, val) = kv.split_once('=').unwrap();
-            self.cookies.retain(|(n, _)| n != k);
-            if !attrs.contains("Max-Age=0") {
-                self.cookies.push((k.to_owned(), val.to_owned()));
-            }
-        }
-        res
-    }
-
-    fn get(&mut self, env: &NativeEnv, uri: &str) -> Response {
-        self.send(env, Method::GET, uri, None, true)
-    }
-
-    fn post(&mut self, env: &NativeEnv, uri: &str, form: &str) -> Response {
-        self.send(env, Method::POST, uri, Some(form), true)
-    }
-
-    fn signed_in(w: &World, email: &str) -> Browser {
-        let mut b = Browser::default();
-        let csrf = hidden(&text(&b.get(&w.env, "/app/sign-in")), "csrf");
-        assert_eq!(b.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email={}", email.replace('@', "%40"))).status(), 200);
-        let link = sign_in_links(&w.mail, email).pop().expect("a sign-in mail");
-        let page = text(&b.get(&w.env, link.strip_prefix("https://fans.example").unwrap()));
-        let res = b.post(&w.env, "/app/sign-in/verify", &format!("csrf={}&t={}", hidden(&page, "csrf"), hidden(&page, "t")));
-        assert_eq!(res.status(), 303, "{}", text(&res));
-        b
-    }
-
-    fn csrf(&mut self, env: &NativeEnv) -> String {
-        hidden(&text(&self.get(env, "/app/account")), "csrf")
-    }
-}
-
-fn text(res: &Response) -> String {
-    String::from_utf8_lossy(res.body()).into_owned()
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let key = format!("name=\"{name}\" value=\"");
-    let at = html.find(&key).unwrap_or_else(|| panic!("no {name} in {html}"));
-    let rest = &html[at + key.len()..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-fn sign_in_links(mail: &Recorder, to: &str) -> Vec<String> {
-    mail.requests()
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
-        .filter(|v| v["to"][0] == to)
-        .filter_map(|v| v["text"].as_str().and_then(|t| t.split_whitespace().find(|w| w.contains("/app/sign-in/verify"))).map(str::to_owned))
-        .collect()
+/// A browser signed in as `email`, through the emailed link.
+fn signed_in(w: &World, email: &str) -> Browser {
+    let mut b = Browser::new();
+    let res = b.sign_in_with(&w.env, &w.mail, email);
+    assert_eq!(res.status(), 303, "{}", text(&res));
+    b
 }
 
 fn count(w: &World, sql: &str) -> i64 {
     w.env.db.conn().query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-/// Every row of every table, as text, by table.
-fn snapshot(w: &World) -> BTreeMap<String, Vec<String>> {
-    let conn = w.env.db.conn();
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").unwrap();
-    let tables: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    tables
-        .into_iter()
-        .map(|t| {
-            let mut info = conn.prepare(&format!("SELECT name FROM pragma_table_info('{t}')")).unwrap();
-            let cols: Vec<String> = info.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-            let row = cols.iter().map(|c| format!("coalesce(CAST(\"{c}\" AS TEXT), 'NULL')")).collect::<Vec<_>>().join(" || '|' || ");
-            let mut stmt = conn.prepare(&format!("SELECT {row} FROM \"{t}\"")).unwrap();
-            let mut rows: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-            rows.sort();
-            (t, rows)
-        })
-        .collect()
 }
 
 fn about(rows: &[String], needle: &str) -> Vec<String> {
@@ -205,9 +121,9 @@ fn delete_form(name: &str, csrf: &str) -> String {
 #[test]
 fn only_owners_see_the_page_the_export_and_the_deletion() {
     let w = world();
-    let mut member = Browser::signed_in(&w, "member@nova.example");
-    let mut owner = Browser::signed_in(&w, "owner@nova.example");
-    let before = snapshot(&w);
+    let mut member = signed_in(&w, "member@nova.example");
+    let mut owner = signed_in(&w, "owner@nova.example");
+    let before = w.env.db.every_row().unwrap();
     let csrf = member.csrf(&w.env);
     assert!(!text(&member.get(&w.env, "/app/account")).contains("/app/workspace/delete"), "no link for members");
     assert_eq!(member.get(&w.env, "/app/workspace/delete").status(), 403);
@@ -220,7 +136,7 @@ fn only_owners_see_the_page_the_export_and_the_deletion() {
     for part in ["href=\"/app/fans.csv\"", "href=\"/app/workspace/export.json?part=1\"", "name=\"name\"", "Nova &amp; the Tides"] {
         assert!(html.contains(part), "{part} missing from the page");
     }
-    let after = snapshot(&w);
+    let after = w.env.db.every_row().unwrap();
     for t in ["users", "capture_pages", "links", "fans", "api_tokens", "webhook_endpoints", "workspace_deletions"] {
         assert_eq!(before[t], after[t], "{t} changed");
     }
@@ -229,9 +145,9 @@ fn only_owners_see_the_page_the_export_and_the_deletion() {
 #[test]
 fn a_wrong_name_or_a_forged_request_changes_nothing() {
     let w = world();
-    let mut owner = Browser::signed_in(&w, "owner@nova.example");
+    let mut owner = signed_in(&w, "owner@nova.example");
     let csrf = owner.csrf(&w.env);
-    let before = snapshot(&w);
+    let before = w.env.db.every_row().unwrap();
     for typed in ["", "Nova", "nova &amp; the tides", "Nova & the Tides!"] {
         let res = owner.post(&w.env, "/app/workspace/delete", &delete_form(typed, &csrf));
         assert_eq!(res.status(), 422, "{typed:?}");
@@ -240,8 +156,8 @@ fn a_wrong_name_or_a_forged_request_changes_nothing() {
     }
     assert_eq!(owner.post(&w.env, "/app/workspace/delete", &delete_form(NAME, "forged")).status(), 403);
     assert_eq!(owner.post(&w.env, "/app/workspace/delete", &format!("name={}", delete_form(NAME, "").split("name=").nth(1).unwrap())).status(), 403);
-    assert_eq!(owner.send(&w.env, Method::POST, "/app/workspace/delete", Some(&delete_form(NAME, &csrf)), false).status(), 403, "cross-site");
-    let after = snapshot(&w);
+    assert_eq!(owner.post_cross_site(&w.env, "/app/workspace/delete", &delete_form(NAME, &csrf)).status(), 403, "cross-site");
+    let after = w.env.db.every_row().unwrap();
     // Sessions are touched by every request; nothing else may move.
     for (t, rows) in &before {
         if t != "sessions" {
@@ -254,10 +170,10 @@ fn a_wrong_name_or_a_forged_request_changes_nothing() {
 #[test]
 fn deletion_removes_every_way_in_at_once_and_leaves_the_other_artist_alone() {
     let w = world();
-    let mut owner = Browser::signed_in(&w, "owner@nova.example");
-    let mut member = Browser::signed_in(&w, "member@nova.example");
-    let mut other = Browser::signed_in(&w, "owner@other.example");
-    let before = snapshot(&w);
+    let mut owner = signed_in(&w, "owner@nova.example");
+    let mut member = signed_in(&w, "member@nova.example");
+    let mut other = signed_in(&w, "owner@other.example");
+    let before = w.env.db.every_row().unwrap();
     let csrf = owner.csrf(&w.env);
     let now = w.env.now_ms();
     let res = owner.post(&w.env, "/app/workspace/delete", &delete_form(NAME, &csrf));
@@ -270,7 +186,7 @@ fn deletion_removes_every_way_in_at_once_and_leaves_the_other_artist_alone() {
         assert_eq!(b.get(&w.env, "/app/fans").headers()["location"], "/app/sign-in");
     }
     let mails = w.mail.requests().len();
-    let mut again = Browser::default();
+    let mut again = Browser::new();
     let csrf = hidden(&text(&again.get(&w.env, "/app/sign-in")), "csrf");
     assert_eq!(again.post(&w.env, "/app/sign-in", &format!("csrf={csrf}&email=owner%40nova.example")).status(), 200);
     assert_eq!(w.mail.requests().len(), mails, "no sign-in link for a deleted user");
@@ -287,7 +203,7 @@ fn deletion_removes_every_way_in_at_once_and_leaves_the_other_artist_alone() {
         })
         .unwrap();
     assert_eq!((by.as_str(), requested, purge), ("nova-owner", now, now + 30 * DAY));
-    let after = snapshot(&w);
+    let after = w.env.db.every_row().unwrap();
     for t in [
         "users",
         "sessions",
@@ -327,7 +243,7 @@ fn deletion_removes_every_way_in_at_once_and_leaves_the_other_artist_alone() {
 #[test]
 fn the_export_holds_every_kind_of_record() {
     let w = world();
-    let mut owner = Browser::signed_in(&w, "owner@nova.example");
+    let mut owner = signed_in(&w, "owner@nova.example");
     let res = owner.get(&w.env, "/app/workspace/export.json");
     assert_eq!(res.status(), 200, "{}", text(&res));
     assert!(res.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"workspace-"));
@@ -409,7 +325,7 @@ fn a_long_fan_list_comes_in_parts_that_hold_each_fan_once() {
         }
         tx.execute_batch("COMMIT").unwrap();
     }
-    let mut owner = Browser::signed_in(&w, "owner@nova.example");
+    let mut owner = signed_in(&w, "owner@nova.example");
     let page = text(&owner.get(&w.env, "/app/workspace/delete"));
     assert!(page.contains("href=\"/app/workspace/export.json?part=2\"") && page.contains("part 2 of 2"), "{page}");
     let started = std::time::Instant::now();

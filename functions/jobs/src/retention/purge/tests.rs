@@ -5,8 +5,6 @@
 //! schema is read), the kept one is untouched, and a tiny row budget only
 //! spreads the work over more runs.
 
-use std::collections::BTreeMap;
-
 use shared::adapters::native::{block_on, NativeEnv};
 use shared::{Env, Kv};
 
@@ -87,26 +85,6 @@ fn world(fans: usize) -> NativeEnv {
     env
 }
 
-/// Every row of every table of the schema, as text, by table.
-fn snapshot(env: &NativeEnv) -> BTreeMap<String, Vec<String>> {
-    let conn = env.db.conn();
-    let mut stmt = conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").unwrap();
-    let tables: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-    tables
-        .into_iter()
-        .map(|t| {
-            // Every column as text, one string a row.
-            let mut info = conn.prepare(&format!("SELECT name FROM pragma_table_info('{t}')")).unwrap();
-            let cols: Vec<String> = info.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-            let row = cols.iter().map(|c| format!("coalesce(CAST(\"{c}\" AS TEXT), 'NULL')")).collect::<Vec<_>>().join(" || '|' || ");
-            let mut stmt = conn.prepare(&format!("SELECT {row} FROM \"{t}\"")).unwrap();
-            let mut rows: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
-            rows.sort();
-            (t, rows)
-        })
-        .collect()
-}
-
 fn naming<'a>(rows: &'a [String], needle: &str) -> Vec<&'a String> {
     rows.iter().filter(|r| r.contains(needle)).collect()
 }
@@ -127,7 +105,7 @@ fn the_seed_names_the_artist_in_every_table_that_can() {
     // listed as naming no artist.
     let env = world(2);
     deleted(&env, 0);
-    for (table, rows) in snapshot(&env) {
+    for (table, rows) in env.db.every_row().unwrap() {
         if !NAME_NO_ARTIST.contains(&table.as_str()) {
             assert!(!naming(&rows, "gone-").is_empty(), "{table}: seed a row naming the deleted artist, and purge it");
         }
@@ -138,10 +116,10 @@ fn the_seed_names_the_artist_in_every_table_that_can() {
 fn nothing_goes_before_the_window() {
     let mut env = world(2);
     deleted(&env, 30 * DAY - 60_000);
-    let before = snapshot(&env);
+    let before = env.db.every_row().unwrap();
     let r = run(&env);
     assert_eq!(r.removed("deleted_workspaces"), 0, "{r:?}");
-    assert_eq!(snapshot(&env), before);
+    assert_eq!(env.db.every_row().unwrap(), before);
     // A longer window set later does not postpone the time promised.
     env.set_var("retention_deleted_workspace_days", "60");
     env.advance_ms(60_000);
@@ -162,11 +140,11 @@ fn a_shorter_window_set_now_applies_to_earlier_deletions() {
 fn after_the_window_nothing_of_the_workspace_is_left_and_the_other_is_untouched() {
     let env = world(3);
     deleted(&env, 30 * DAY);
-    let before = snapshot(&env);
+    let before = env.db.every_row().unwrap();
     assert!(kv(&env, "link:gone-link-slug") && kv(&env, "link:kept-link-slug"));
     let r = run(&env);
     assert!(r.complete, "{r:?}");
-    let after = snapshot(&env);
+    let after = env.db.every_row().unwrap();
     for (table, rows) in &after {
         assert!(naming(rows, "gone").is_empty(), "{table} still names the deleted workspace: {:?}", naming(rows, "gone"));
         let kept: Vec<&String> = before[table].iter().filter(|r| !r.contains("gone")).collect();
@@ -205,7 +183,7 @@ fn a_tiny_budget_spreads_the_purge_over_runs_that_finish_it() {
         );
     }
     assert!(runs > 1, "25 fans two at a time can't fit in one run of 20 statements ({runs} runs)");
-    for (table, rows) in snapshot(&env) {
+    for (table, rows) in env.db.every_row().unwrap() {
         assert!(naming(&rows, "gone").is_empty(), "{table}: {:?}", naming(&rows, "gone"));
         if !NAME_NO_ARTIST.contains(&table.as_str()) && table != "workspace_deletions" {
             assert!(!naming(&rows, "kept-").is_empty(), "{table}: the kept artist's rows went too");
