@@ -1,0 +1,4 @@
+// Every browser suite in one process, so one `wrangler dev` (harness.mjs)
+// serves them all; they run in this order, one test at a time. A suite can
+// also run alone: node --test tests/browser/<name>.suite.mjs
+import "./dashboard.suite.mjs";
