@@ -16,7 +16,7 @@ SHELL := bash
 # library in Cargo.lock (checked by shared/tests/tidy.rs).
 WASM_BINDGEN_VERSION := 0.2.130
 
-FUNCTIONS := signup unsubscribe links dashboard jobs webhooks
+FUNCTIONS := signup unsubscribe links dashboard studio jobs webhooks
 PORT ?= 8787
 SPIN_PORT ?= 3000
 

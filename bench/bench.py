@@ -202,6 +202,7 @@ class Target:
         self.status = "ok"  # ok | skipped | failed
         self.note = ""
         self.cells = {}
+        self.rows_read = None  # routes.json `rows_read`: counted after the check
 
     def skip(self, why):
         self.status, self.note = "skipped", why
@@ -214,6 +215,7 @@ class Target:
             "id": self.id, "kind": self.kind, "title": self.title, "function": self.function,
             "baseline": self.baseline, "method": self.method, "path": self.path or None,
             "status": self.status, "note": self.note, "cells": self.cells,
+            **({"rows_read": self.rows_read} if self.rows_read else {}),
         }
 
 
@@ -314,6 +316,16 @@ def verify(runtime, t):
         if written != repeat:
             return f"{repeat} requests wrote {written} rows ({rows_sql})"
     return None
+
+
+def rows_read(runtime, spec):
+    """Rows a view's statements read, counted on the runtime's own database
+    file: one `count(*)` per statement over the index range it scans
+    (routes.json `rows_read.sql`, the same ranges the view's queries name).
+    Neither adapter hands D1's `meta.rows_read` or SQLite's VM counters to
+    the bench, so the ranges are counted instead."""
+    counts = [count_rows(runtime, q) for q in spec["sql"]]
+    return {"total": sum(counts), "per_statement": counts, "how": spec["how"]}
 
 
 def setup(runtime, t):
@@ -1134,6 +1146,8 @@ def run_runtime(runtime, config, functions, built, seconds, repeats, selected=No
             if problem:
                 t.fail(f"wrong answer: {problem}")
                 log(f"{runtime.name}: {t.id}: {problem}")
+            elif t.spec.get("rows_read"):
+                t.rows_read = rows_read(runtime, t.spec["rows_read"])
         info["oneshots"] = oneshots(runtime, config, targets)
         info["other_cpu_before"] = cpu_busy()
         measure(runtime, targets, seconds, repeats)
@@ -1452,6 +1466,7 @@ def markdown(report):
             lines += ["", *notes]
     lines += drop_section(report)
     lines += export_table(report)
+    lines += rows_read_table(report)
     lines += ["", "Chart: `bench/results/latest.png`; raw runs: `bench/results/latest.json`. How to read this: `bench/README.md`."]
     return "\n".join(lines) + "\n"
 
@@ -1485,6 +1500,21 @@ def export_table(report):
         lines.append("")
         lines.append(f"{MARKS[n - 1]} derived from the code's paging, not counted (the bench cannot count D1 queries): {how}; "
                      "plus one session write when the session was last seen over a minute before.")
+    return lines
+
+
+def rows_read_table(report):
+    rows = [(name, t) for name, rt in report["runtimes"].items() for t in rt.get("targets", []) if t.get("rows_read")]
+    if not rows:
+        return []
+    lines = ["", "## Rows read per view", "",
+             "Counted on the runtime's database file after the check, one `count(*)` per statement over the "
+             "index range it scans (bench.py `rows_read`); the session's own reads come on top.", "",
+             "| runtime | view | rows read | per statement | statements |", "|---|---|--:|---|---|"]
+    for name, t in rows:
+        r = t["rows_read"]
+        lines.append(f"| {'Workers' if name == 'workers' else 'Spin'} | {t['title']} | {r['total']:,} | "
+                     f"{' + '.join(f'{n:,}' for n in r['per_statement'])} | {r['how']} |")
     return lines
 
 

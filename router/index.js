@@ -10,8 +10,16 @@ const ROUTES = [
   ["/api/v1/signup", "SIGNUP"],
   ["/u/", "UNSUBSCRIBE"],
   ["/l/", "LINKS"],
-  ["/api/v1/app/links", "LINKS", true],
-  ["/api/v1/app/links/", "LINKS"],
+  // The links API is the links crate's code, served by the studio so the
+  // links Worker stays small (README "Smart links").
+  ["/api/v1/app/links", "STUDIO", true],
+  ["/api/v1/app/links/", "STUDIO"],
+  // The studio's pages (functions/studio), before the dashboard's /app/.
+  ["/app/overview", "STUDIO", true],
+  ["/app/pages", "STUDIO", true],
+  ["/app/pages/", "STUDIO"],
+  ["/app/links", "STUDIO", true],
+  ["/app/links/", "STUDIO"],
   // After the links API: every other artist route is the dashboard's.
   ["/api/v1/app/", "DASHBOARD"],
   ["/app/", "DASHBOARD"],

@@ -11,6 +11,8 @@
 
 pub mod auth;
 pub mod cache;
+pub mod capture;
+pub mod colour;
 pub mod crypto;
 pub mod date;
 pub mod email;
@@ -21,6 +23,7 @@ pub mod html;
 pub mod httpx;
 pub mod mail;
 pub mod outbox;
+pub mod qr;
 pub mod ratelimit;
 pub mod retention;
 pub mod sql;

@@ -126,7 +126,10 @@ test("sign in, filter and search fans, open one, download the CSV, sign out", { 
   const link = await requestSignInLink(p);
   await shoot(p, "check-email");
   await goto(p, link);
-  await navigation(p, "/app/fans", () => p.getByRole("button", { name: "Sign in", exact: true }).click());
+  // Signed in, the overview comes first; the fans are a click away.
+  await navigation(p, "/app/overview", () => p.getByRole("button", { name: "Sign in", exact: true }).click());
+  await heading1(p, "Overview");
+  await navigation(p, "/app/fans", () => p.getByRole("navigation", { name: "Dashboard" }).getByRole("link", { name: "Fans", exact: true }).click());
   await heading1(p, "Fans");
 
   // Everyone, then by status, country, both, capture page and date range.

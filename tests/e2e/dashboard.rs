@@ -165,7 +165,7 @@ fn sign_in_once_same_browser(t: &Target) -> Result<(), String> {
     let res = thief.open_link(&link)?;
     ensure!(res.status() == 403 && body(&res).contains("different browser"), "other browser: {}", res.status());
     let res = b.open_link(&link)?;
-    ensure!(res.status() == 303 && location(&res) == "/app/fans", "verify: {} {}", res.status(), location(&res));
+    ensure!(res.status() == 303 && location(&res) == "/app/overview", "verify: {} {}", res.status(), location(&res));
     let cookie =
         res.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find(|c| c.starts_with("__Host-sd_session=")).unwrap_or("").to_owned();
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
@@ -263,14 +263,14 @@ fn totp_flow(t: &Target) -> Result<(), String> {
         return Err("the code used for enrolment was accepted again".into());
     }
     let next = b.post("/app/sign-in/code", &format!("csrf={csrf}&code={}", totp_code(&secret, 1)))?;
-    ensure!(next.status() == 303 && location(&next) == "/app/fans", "next step's code: {}", next.status());
+    ensure!(next.status() == 303 && location(&next) == "/app/overview", "next step's code: {}", next.status());
     ensure!(b.get("/app/fans")?.status() == 200, "signed in after the code");
 
     // A recovery code works once.
     let mut c = Browser::new(t, "198.51.100.104");
     c.sign_in("totp@e2e.example")?;
     let csrf = hidden(&body(&c.get("/app/sign-in/code")?), "csrf")?;
-    ensure!(location(&c.post("/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0]))?) == "/app/fans", "recovery code refused");
+    ensure!(location(&c.post("/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0]))?) == "/app/overview", "recovery code refused");
     let mut d = Browser::new(t, "198.51.100.104");
     d.sign_in("totp@e2e.example")?;
     let csrf = hidden(&body(&d.get("/app/sign-in/code")?), "csrf")?;

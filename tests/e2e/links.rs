@@ -119,7 +119,8 @@ fn ensure_link(t: &Target) -> Result<(), String> {
 
 /// The platform keys of the landing page's buttons, in order.
 fn buttons(html: &str) -> Vec<String> {
-    let prefix = format!("<a href=\"/l/{SLUG}/");
+    // The remembered service's button carries a class before its href.
+    let prefix = format!(" href=\"/l/{SLUG}/");
     html.split(prefix.as_str()).skip(1).map(|s| s.split(['?', '"']).next().unwrap_or("").to_owned()).collect()
 }
 

@@ -5,20 +5,26 @@
 //! Needs the release builds (`make test-e2e` makes them): functions built
 //! with tools/build-worker.sh and for wasm32-wasip2, and `target/host/spin-host`.
 
+mod aggregates;
 mod badinput;
+mod capture_look;
 mod cases;
 mod dashboard;
 mod email;
 mod hooks_in;
 mod hooks_out;
 mod jobs;
+mod link_editor;
+mod link_page;
 mod links;
+mod overview;
+mod pages;
 mod privacy;
 mod runtime;
 mod soak;
 mod workspace;
 
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -26,8 +32,13 @@ use runtime::Target;
 
 fn main() {
     let mut args = Arguments::from_args();
-    // Cases share one server per runtime and some count rows: run in order.
-    args.test_threads = Some(1);
+    // Cases share one server per runtime and some count rows, so each
+    // runtime's cases run one at a time, in order (`Turns`); the two
+    // runtimes are independent and run side by side on two threads.
+    // `--test-threads 1` runs everything one after the other.
+    if args.test_threads.is_none_or(|n| n > 2) {
+        args.test_threads = Some(2);
+    }
 
     let (workers, spin) = std::thread::scope(|s| {
         let w = s.spawn(runtime::start_workers);
@@ -35,13 +46,16 @@ fn main() {
         (w.join().expect("workers start thread"), p.join().expect("spin start thread"))
     });
 
-    let mut trials = Vec::new();
+    let mut per_runtime = Vec::new();
     for (name, started) in [("workers", &workers), ("spin", &spin)] {
         let target = started.as_ref().map(|(_, t)| Arc::clone(t)).map_err(Clone::clone);
+        let turns = Arc::new(Turns::default());
+        let mut trials = Vec::new();
         let all = cases::ALL
             .iter()
             .chain(email::ALL)
             .chain(links::ALL)
+            .chain(link_page::ALL)
             .chain(dashboard::ALL)
             .chain(soak::ALL)
             .chain(badinput::ALL)
@@ -50,18 +64,68 @@ fn main() {
             .chain(hooks_out::ALL)
             .chain(privacy::ALL)
             .chain(workspace::ALL)
+            .chain(pages::ALL)
+            .chain(overview::ALL)
+            .chain(aggregates::ALL)
+            .chain(link_editor::ALL)
+            .chain(capture_look::ALL)
             .chain(cases::FINAL);
         for &(case, f) in all {
-            let target = target.clone();
-            trials.push(Trial::test(format!("{name}::{case}"), move || match &target {
-                Ok(t) => f(t).map_err(Failed::from),
-                Err(e) => Err(Failed::from(format!("{name} runtime did not start: {e}"))),
+            let name = format!("{name}::{case}");
+            // Tickets go to the cases that will run, so a filter never
+            // leaves one waiting for a case that was filtered out.
+            if args.is_filtered_out(&Trial::test(name.clone(), || Ok(()))) {
+                continue;
+            }
+            let (target, turns, ticket) = (target.clone(), Arc::clone(&turns), trials.len());
+            trials.push(Trial::test(name, move || {
+                let _turn = turns.wait(ticket);
+                match &target {
+                    Ok(t) => f(t).map_err(Failed::from),
+                    Err(e) => Err(Failed::from(format!("runtime did not start: {e}"))),
+                }
             }));
         }
+        per_runtime.push(trials.into_iter());
+    }
+    // Queued interleaved (workers::a, spin::a, workers::b, …): libtest-mimic
+    // starts trials in queue order, so the runtimes overlap from the start.
+    let mut trials = Vec::new();
+    while per_runtime.iter().any(|t| t.len() > 0) {
+        trials.extend(per_runtime.iter_mut().filter_map(Iterator::next));
     }
     let conclusion = libtest_mimic::run(&args, trials);
     drop((workers, spin)); // stops the servers
     conclusion.exit();
+}
+
+/// One runtime's cases in queue order: ticket `n` runs once `n - 1` has
+/// finished, however the thread pool happens to pick them up.
+#[derive(Default)]
+struct Turns {
+    next: Mutex<usize>,
+    done: Condvar,
+}
+
+struct Turn<'a>(&'a Turns);
+
+impl Turns {
+    fn wait(&self, ticket: usize) -> Turn<'_> {
+        // A case that panicked poisons nothing the counter relies on.
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        while *next != ticket {
+            next = self.done.wait(next).unwrap_or_else(PoisonError::into_inner);
+        }
+        Turn(self)
+    }
+}
+
+impl Drop for Turn<'_> {
+    /// Passes the turn on even when the case panicked.
+    fn drop(&mut self) {
+        *self.0.next.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+        self.0.done.notify_all();
+    }
 }
 
 pub type Started = Result<(runtime::Server, Arc<Target>), String>;

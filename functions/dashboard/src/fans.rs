@@ -139,17 +139,29 @@ pub(crate) struct Fan {
     pub(crate) unsubscribed_at: Option<i64>,
     /// Held back from exports, the JSON list and mail (schema/0009).
     pub(crate) restricted: bool,
+    /// What they gave on a page that asks for it (schema/0016); empty: none.
+    pub(crate) first_name: String,
 }
 
 const COLUMNS: &str = "f.id, f.email_enc, f.status, coalesce(f.country, ''), coalesce(f.region, ''), coalesce(f.city, ''), coalesce(p.slug, ''), \
      f.created_at, f.consent_version, f.subscribed_at, f.confirmed_at, f.unsubscribed_at, \
-     EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id)";
+     EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id), \
+     (SELECT n.name_enc FROM fan_names n WHERE n.fan_id = f.id AND n.artist_id = f.artist_id), f.email_hash";
 
 fn fan_from(keys: &Keys, artist_id: &str, mut r: Row) -> Result<Fan, Error> {
     let mut text = |i| r.take_text(i).unwrap_or_default();
     let (id, enc, status, country, region, city, page) = (text(0), text(1), text(2), text(3), text(4), text(5), text(6));
     let consent_version = text(8);
     let email = keys.decrypt_fan_email(&enc, artist_id, &id)?;
+    // The name's encryption is bound to the address's blind index.
+    let email_hash = text(14);
+    let first_name = match r.take_text(13) {
+        Some(enc) => {
+            let plain = keys.decrypt(&enc, shared::capture::fan_name_context(artist_id, &email_hash).as_bytes())?;
+            String::from_utf8(plain).map_err(Error::internal)?
+        }
+        None => String::new(),
+    };
     Ok(Fan {
         id,
         email,
@@ -164,6 +176,7 @@ fn fan_from(keys: &Keys, artist_id: &str, mut r: Row) -> Result<Fan, Error> {
         confirmed_at: r.int(10),
         unsubscribed_at: r.int(11),
         restricted: r.int(12).unwrap_or(0) != 0,
+        first_name,
     })
 }
 
@@ -382,6 +395,7 @@ pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
         @if done { p.ok role="status" { "Unsubscribed. The fan's history records that you did it." } }
         @if let Some(msg) = crate::rights::notice(ctx) { p.ok role="status" { (msg) } }
         dl {
+            @if !fan.first_name.is_empty() { dt { "First name" } dd { (fan.first_name) } }
             dt { "Status" } dd { span.status { (fan.status) } @if fan.restricted { " " span.status { "restricted" } " (left out of exports, the API list and all mail)" } }
             dt { "Location" } dd { (location(&fan)) @if fan.country.is_empty() { span.muted { "unknown" } } }
             dt { "Capture page" } dd { (fan.page) }
@@ -486,6 +500,8 @@ pub async fn csv<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         "subscribed_at",
         "confirmed_at",
         "unsubscribed_at",
+        // Last, so tools that read the columns by position keep working.
+        "first_name",
     ]);
     let mut after = None;
     loop {
@@ -504,6 +520,7 @@ pub async fn csv<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
                 &times[1],
                 &times[2],
                 &times[3],
+                &fan.first_name,
             ]);
         }
         match batch.last() {
@@ -521,7 +538,7 @@ pub async fn csv<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
 
 fn fan_json(fan: &Fan) -> serde_json::Value {
     serde_json::json!({
-        "id": fan.id, "email": fan.email, "status": fan.status,
+        "id": fan.id, "email": fan.email, "first_name": (!fan.first_name.is_empty()).then_some(&fan.first_name), "status": fan.status,
         "country": (!fan.country.is_empty()).then_some(&fan.country),
         "region": (!fan.region.is_empty()).then_some(&fan.region),
         "city": (!fan.city.is_empty()).then_some(&fan.city),

@@ -3,10 +3,11 @@
 //! held about the fan), erasure, restriction and rectification.
 //!
 //! Decisions where the issue is silent:
-//! - Consent text: capture pages keep only their current wording, so an
-//!   event carries the text itself when the page still holds wording whose
-//!   SHA-256 is the hash recorded with the event; the hash is always there,
-//!   and `consent_text_held: false` says when the text has since changed.
+//! - Consent text: an event carries the text the fan agreed to, from the
+//!   page's versions on record (`consent_versions`, by page and version)
+//!   or else the page's current wording, whichever hashes (SHA-256, checked
+//!   here) to the hash recorded with the event; the hash is always there,
+//!   and `consent_text_held: false` says when no text on record matches it.
 //! - Erasure is owner-only, asks for `confirm=erase` typed in a form first,
 //!   deletes child rows explicitly before the fan (cascades are a second
 //!   line, not the only one), and leaves an `erasures` row naming no one.
@@ -105,6 +106,7 @@ pub(crate) async fn document<E: Env>(ctx: &Scope<'_, '_, E>, id: &str) -> Result
         "fan": {
             "id": fan.id,
             "email": fan.email,
+            "first_name": non_empty(&fan.first_name),
             "status": fan.status,
             "restricted_since": extra.int(4).map(|ms| iso(Some(ms))),
             "location": {
@@ -150,8 +152,9 @@ fn opt_iso(ms: Option<i64>) -> Option<String> {
 async fn consent_history<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec<Value>, Error> {
     let rows = db
         .query(
-            "SELECT e.kind, e.method, e.at, e.consent_version, e.consent_hash, p.slug, p.title, p.consent_text \
+            "SELECT e.kind, e.method, e.at, e.consent_version, e.consent_hash, p.slug, p.title, p.consent_text, v.consent_text \
              FROM consent_events e LEFT JOIN capture_pages p ON p.id = e.page_id AND p.artist_id = e.artist_id \
+             LEFT JOIN consent_versions v ON v.page_id = e.page_id AND v.version = e.consent_version AND v.artist_id = e.artist_id \
              WHERE e.artist_id = ?1 AND e.fan_id = ?2 ORDER BY e.at, e.id",
             &[Param::Text(fan_id)],
         )
@@ -161,12 +164,12 @@ async fn consent_history<E: Env>(db: &Tenant<'_, E>, fan_id: &str) -> Result<Vec
         .map(|mut r| {
             let (kind, method, at) = (r.take_text(0), r.take_text(1), r.int(2));
             let (version, hash) = (r.take_text(3), r.take_text(4));
-            let (slug, title, text) = (r.take_text(5), r.take_text(6), r.take_text(7));
-            // The page's wording only if it is the wording this event hashed.
-            let text = match (&hash, text) {
-                (Some(h), Some(t)) if crypto::sha256_hex(t.as_bytes()) == *h => Some(t),
-                _ => None,
-            };
+            let (slug, title, current, on_record) = (r.take_text(5), r.take_text(6), r.take_text(7), r.take_text(8));
+            // A wording only if it is the one this event hashed: the row
+            // on record can predate its hash (schema/0015), and the page
+            // may hold the same text under a newer version.
+            let hashed = |t: &String| hash.as_deref() == Some(crypto::sha256_hex(t.as_bytes()).as_str());
+            let text = on_record.filter(hashed).or_else(|| current.filter(hashed));
             json!({
                 "kind": kind,
                 "method": method,
@@ -508,6 +511,18 @@ pub async fn edit<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
         if changed {
             stmts.push((EVENT, vec![Param::Text(&fan.id), Param::Text(&ids[i]), Param::Text(kind), Param::Int(now)]));
         }
+    }
+    // The first name's encryption is bound to the address's index: a new
+    // address re-encrypts it, in the same batch.
+    let name_enc = match (&fan.first_name, address_changed) {
+        (name, true) if !name.is_empty() => Some(ctx.keys.encrypt(name.as_bytes(), shared::capture::fan_name_context(artist, &hash).as_bytes())?),
+        _ => None,
+    };
+    if let Some(enc) = &name_enc {
+        stmts.push((
+            "UPDATE fan_names SET name_enc = ?3, updated_at = ?4 WHERE artist_id = ?1 AND fan_id = ?2",
+            vec![Param::Text(&fan.id), Param::Text(enc), Param::Int(now)],
+        ));
     }
     let list: Vec<(&str, &[Param<'_>])> = stmts.iter().map(|(s, p)| (*s, p.as_slice())).collect();
     match ctx.db.batch(&list).await {

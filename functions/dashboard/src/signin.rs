@@ -128,7 +128,7 @@ async fn verify(parts: &Parts, body: &[u8], env: &impl Env, keys: &Keys) -> Resu
         if token.is_empty() || token.len() > 64 { Err(LinkError::Expired) } else { auth::redeem_sign_in(env, token, bind.filter(|_| csrf_ok)).await? };
     match outcome {
         Ok(session_id) => {
-            let mut res = view::redirect("/app/fans");
+            let mut res = view::redirect("/app/overview");
             view::add_cookie(&mut res, &auth::set_cookie(auth::SESSION_COOKIE, &session_id, None));
             view::add_cookie(&mut res, &auth::set_cookie(auth::BINDING_COOKIE, "", Some(0)));
             Ok(res)
@@ -161,7 +161,7 @@ pub async fn second_factor(parts: &Parts, form: &Form, env: &impl Env, keys: &Ke
     let typed = form.get("code").unwrap_or("");
     match auth::check_code(env, keys, session, typed).await? {
         CodeCheck::Passed(new_id) => {
-            let mut res = view::redirect("/app/fans");
+            let mut res = view::redirect("/app/overview");
             view::add_cookie(&mut res, &auth::set_cookie(auth::SESSION_COOKIE, &new_id, None));
             Ok(res)
         }

@@ -182,7 +182,7 @@ fn sign_in_by_link_once_in_the_same_browser() {
     assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in");
     let res = b.sign_in(&w, "owner@nova.example");
     assert_eq!(res.status(), 303);
-    assert_eq!(location(&res), "/app/fans");
+    assert_eq!(location(&res), "/app/overview");
     let cookie = res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).find(|c| c.starts_with("__Host-sd_session=")).unwrap();
     for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attr), "{cookie}");
@@ -346,8 +346,11 @@ fn fans_filters_search_and_csv() {
     assert!(csv.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=\"fans-"));
     let body = text(&csv);
     let mut lines = body.lines();
-    assert_eq!(lines.next(), Some("email,status,country,region,city,source_page,signed_up_at,consent_version,subscribed_at,confirmed_at,unsubscribed_at"));
-    assert_eq!(lines.next(), Some("'=sum(a1)@example.com,subscribed,SE,,Linköping,tour,2026-01-01T00:00:00Z,v1,,,"));
+    assert_eq!(
+        lines.next(),
+        Some("email,status,country,region,city,source_page,signed_up_at,consent_version,subscribed_at,confirmed_at,unsubscribed_at,first_name")
+    );
+    assert_eq!(lines.next(), Some("'=sum(a1)@example.com,subscribed,SE,,Linköping,tour,2026-01-01T00:00:00Z,v1,,,,"));
     assert_eq!(lines.next(), None);
     // A member can't act for fans or manage tokens.
     let csrf = b.csrf(&w.env);
@@ -410,21 +413,21 @@ fn totp_enrol_sign_in_reuse_and_recovery() {
     // A new sign-in asks for the code; the code just used is refused.
     w.env.advance_secs(1);
     let mut b = Browser::new();
-    assert_eq!(location(&b.sign_in(&w, "owner@nova.example")), "/app/fans");
+    assert_eq!(location(&b.sign_in(&w, "owner@nova.example")), "/app/overview");
     assert_eq!(location(&b.get(&w.env, "/app/fans")), "/app/sign-in/code");
     assert_eq!(b.get(&w.env, "/api/v1/app/fans").status(), 401);
     let csrf = hidden(&text(&b.get(&w.env, "/app/sign-in/code")), "csrf");
     assert_eq!(b.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", code(&w.env))).status(), 422, "each code works once");
     w.env.advance_secs(30);
     let res = b.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", code(&w.env)));
-    assert_eq!(location(&res), "/app/fans");
+    assert_eq!(location(&res), "/app/overview");
     assert_eq!(b.get(&w.env, "/app/fans").status(), 200);
 
     // Recovery codes work once each.
     let mut c = Browser::new();
     c.sign_in(&w, "owner@nova.example");
     let csrf = hidden(&text(&c.get(&w.env, "/app/sign-in/code")), "csrf");
-    assert_eq!(location(&c.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0].to_uppercase()))), "/app/fans");
+    assert_eq!(location(&c.post(&w.env, "/app/sign-in/code", &format!("csrf={csrf}&code={}", codes[0].to_uppercase()))), "/app/overview");
     let mut d = Browser::new();
     d.sign_in(&w, "owner@nova.example");
     let csrf = hidden(&text(&d.get(&w.env, "/app/sign-in/code")), "csrf");
@@ -495,7 +498,7 @@ fn owners_invite_and_remove_members_but_not_the_last_owner() {
     assert_eq!(taken.status(), 409, "an address belongs to one workspace");
     // The new member signs in, then is removed: their session ends.
     let mut member = Browser::new();
-    assert_eq!(location(&member.sign_in(&w, "new@nova.example")), "/app/fans");
+    assert_eq!(location(&member.sign_in(&w, "new@nova.example")), "/app/overview");
     let id: String = w.env.db.conn().query_row("SELECT id FROM users WHERE artist_id = 'a1' AND role = 'member' AND created_at > 0", [], |r| r.get(0)).unwrap();
     let mcsrf = member.csrf(&w.env);
     assert_eq!(member.post(&w.env, &format!("/app/team/{id}/remove"), &format!("csrf={mcsrf}")).status(), 403, "members can't remove");
@@ -742,4 +745,51 @@ fn rectification_reencrypts_reindexes_and_refuses_a_taken_address() {
     let ocsrf = o.csrf(&w.env);
     assert_eq!(o.get(&w.env, "/app/fans/f2/edit").status(), 404);
     assert_eq!(o.post(&w.env, "/app/fans/f2/edit", &format!("csrf={ocsrf}&email=x%40example.com")).status(), 404);
+}
+
+/// A first name for fan `id` of `artist` (whose address is `email`), stored
+/// as signup stores it (schema/0016).
+fn give_name(w: &World, id: &str, artist: &str, email: &str, name: &str) {
+    let hash = keys().blind_index(artist, email);
+    w.env
+        .db
+        .conn()
+        .execute("INSERT INTO fan_names VALUES (?1, ?2, ?3, 0)", [id, artist, &enc(&shared::capture::fan_name_context(artist, &hash), name)])
+        .unwrap();
+}
+
+#[test]
+fn first_names_are_exported_to_their_artist_only_and_go_with_the_fan() {
+    let w = world();
+    give_name(&w, "f1", "a1", "=sum(a1)@example.com", "Zoë, \"Z\"");
+    give_name(&w, "f3", "a2", "secret@other.example", "Hidden");
+    let mut b = Browser::new();
+    b.sign_in(&w, "owner@nova.example");
+    let csv = text(&b.get(&w.env, "/app/fans.csv"));
+    let mut lines = csv.lines();
+    assert!(lines.next().unwrap().ends_with(",unsubscribed_at,first_name"));
+    assert!(csv.contains(",v1,,,,\"Zoë, \"\"Z\"\"\"\r\n"), "quoted like any cell: {csv}");
+    assert!(csv.contains("b@example.com,unsubscribed,US,,Austin,tour,2026-01-01T00:00:01Z,v1,,,,\r\n"), "no name, empty cell: {csv}");
+    assert!(!csv.contains("Hidden"));
+    assert!(text(&b.get(&w.env, "/app/fans/f1")).contains("<dt>First name</dt><dd>Zoë, &quot;Z&quot;</dd>"));
+    let doc: serde_json::Value = serde_json::from_str(&text(&b.get(&w.env, "/api/v1/app/fans/f1/export"))).unwrap();
+    assert_eq!(doc["fan"]["first_name"], "Zoë, \"Z\"");
+    let list: serde_json::Value = serde_json::from_str(&text(&b.get(&w.env, "/api/v1/app/fans"))).unwrap();
+    assert_eq!(list["fans"][1]["first_name"], "Zoë, \"Z\"");
+    // The other artist sees only their own fan's name.
+    let mut o = Browser::new();
+    o.sign_in(&w, "owner@other.example");
+    let theirs = text(&o.get(&w.env, "/app/fans.csv"));
+    assert!(theirs.contains("Hidden") && !theirs.contains("Zoë"), "{theirs}");
+    assert_eq!(o.get(&w.env, "/app/fans/f1").status(), 404);
+    // A new address re-encrypts the name for it.
+    let csrf = b.csrf(&w.env);
+    let ok = b.post(&w.env, "/app/fans/f1/edit", &format!("csrf={csrf}&email=zoe%40example.com&country=SE&city=Link%C3%B6ping"));
+    assert_eq!(ok.status(), 303, "{}", text(&ok));
+    assert!(text(&b.get(&w.env, "/app/fans/f1")).contains("<dd>Zoë, &quot;Z&quot;</dd>"), "still readable");
+    // Erasing the fan takes the name with it.
+    let res = b.post(&w.env, "/app/fans/f1/erase", &format!("csrf={csrf}&confirm=erase"));
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    assert_eq!(count(&w, "SELECT count(*) FROM fan_names WHERE fan_id = 'f1'"), 0);
+    assert_eq!(count(&w, "SELECT count(*) FROM fan_names"), 1, "the other artist's stays");
 }

@@ -3,6 +3,9 @@
 //! at all), the header with the workspace name, navigation and sign-out,
 //! and the security headers.
 
+// The studio build (functions/studio) uses part of the frame only.
+#![cfg_attr(not(any(test, feature = "people")), allow(dead_code))]
+
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use shared::auth::{Role, Session};
 use shared::http::header::{self, HeaderValue};
@@ -33,15 +36,26 @@ td.email{overflow-wrap:anywhere}.muted,small{color:var(--muted)}.err{color:var(-
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}dt{color:var(--muted)}dd{margin:0}\
 .codes{font:1.05rem/1.8 ui-monospace,monospace;columns:2}.secret{font-family:ui-monospace,monospace;word-break:break-all}\
 .qr{background:#fff;display:inline-block;padding:.5rem;border-radius:.35rem}.card{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:1rem;margin:1rem 0}\
+:root{--c1:#1d4ed8;--c2:#c2410c;--s1:#15803d;--s2:#a16207;--s3:#6b7280;--s4:#b91c1c;--s5:#7e22ce}@media (prefers-color-scheme:dark){:root{--c1:#8fb0ff;--c2:#fdba74;--s1:#4ade80;--s2:#facc15;--s3:#9ca3af;--s4:#f87171;--s5:#d8b4fe}}\
+.c1{fill:var(--c1);background:var(--c1)}.c2{fill:var(--c2);background:var(--c2)}.st-sub{fill:var(--s1);background:var(--s1)}.st-pend{fill:var(--s2);background:var(--s2)}.st-unsub{fill:var(--s3);background:var(--s3)}.st-bounce{fill:var(--s4);background:var(--s4)}.st-compl{fill:var(--s5);background:var(--s5)}.empty{fill:var(--line)}\
+figure.chart{margin:1rem 0;padding:.75rem;background:var(--card);border:1px solid var(--line);border-radius:.5rem}figcaption{font-weight:600}.plot svg{display:block;width:100%;height:10rem}.axis{stroke:var(--muted)}svg.stack{display:block;width:100%;height:1.5rem;margin:.5rem 0}\
+.scale,.ticks{font-size:.8rem;color:var(--muted)}.ticks{display:flex;justify-content:space-between}ul.legend{list-style:none;padding:0;margin:.5rem 0;display:flex;flex-wrap:wrap;gap:.25rem 1rem}.key{display:inline-block;width:.8rem;height:.8rem;border-radius:.15rem;margin-right:.35rem;vertical-align:-.05rem}\
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(17rem,1fr));gap:0 1rem;align-items:start}table.bars caption{text-align:left;font-weight:600;padding:.5rem 0}td.bar{width:40%;vertical-align:middle}td.bar svg{display:block;width:100%;height:.75rem}.num{text-align:right;font-variant-numeric:tabular-nums}\
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}nav.periods{margin:0 0 .5rem}nav.periods a{padding:.25rem .6rem;border:1px solid var(--line);border-radius:.35rem}dl.figures{display:flex;flex-wrap:wrap;gap:.75rem}dl.figures div{background:var(--card);border:1px solid var(--line);border-radius:.5rem;padding:.5rem 1rem;min-width:9rem}dl.figures dd{font-size:1.5rem;font-weight:700}\
+textarea{font:inherit;color:inherit;background:var(--card);border:1px solid var(--muted);border-radius:.35rem;padding:.5rem;width:100%;max-width:36rem}textarea:focus-visible{outline:3px solid var(--accent);outline-offset:2px}[aria-invalid=true]{border:2px solid var(--err)}.hint{margin:0 0 .25rem;font-size:.9rem;color:var(--muted)}\
+.field.check{display:grid;grid-template-columns:auto 1fr;gap:0 .5rem;align-items:center;margin:.75rem 0}.field.check label{margin:0}.field.check .hint{grid-column:2}.editor{display:grid;gap:1rem 2rem;grid-template-columns:repeat(auto-fit,minmax(min(100%,22rem),1fr));align-items:start}.editor h2{margin-top:0}\
+.preview iframe{display:block;width:100%;max-width:30rem;height:34rem;border:1px solid var(--line);border-radius:.5rem;background:#fafafa}pre.snippet{overflow-x:auto;padding:1rem;background:var(--card);border:1px solid var(--line);border-radius:.5rem;font-size:.85rem;line-height:1.4}\
+fieldset.target,fieldset.theme{border:1px solid var(--line);border-radius:.5rem;margin:.75rem 0;padding:.25rem 1rem .75rem;background:var(--card);max-width:56rem}legend{font-weight:600;padding:0 .25rem}fieldset.target{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,12rem),1fr));gap:0 1rem;align-items:start}fieldset.target details{grid-column:1/-1}summary{cursor:pointer;margin:.5rem 0 0}.colours{display:flex;flex-wrap:wrap;gap:0 1.5rem}input[type=color]{width:4.5rem;height:2.6rem;padding:.15rem}@media (min-width:40rem){fieldset.target .wide{grid-column:span 2}}\
 @media (max-width:40rem){table.fans th:nth-child(4),table.fans td:nth-child(4),table.fans th:nth-child(5),table.fans td:nth-child(5){display:none}}";
 
 /// The stylesheet's address carries a hash of its content, so it can be
 /// cached for a year and still change on the next deploy (pinned by a test).
-pub const CSS_PATH: &str = "/app/assets/app-7a6e68e8.css";
+pub const CSS_PATH: &str = "/app/assets/app-13010f03.css";
 
 /// Which section the navigation marks as current.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Nav {
+    Overview,
     Fans,
     Pages,
     Links,
@@ -51,8 +65,10 @@ pub enum Nav {
 }
 
 /// The policy for every dashboard page: our own stylesheet, our own forms,
-/// no script, never framed, nothing sent elsewhere.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+/// no script, never framed, nothing sent elsewhere. Frames of our own only:
+/// the capture-page preview (`pages`, sandboxed).
+pub const CSP: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-src 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 fn head(title: &str) -> Markup {
     html! {
@@ -80,9 +96,10 @@ pub fn app_page(session: &Session, nav: Nav, title: &str, body: Markup) -> Strin
             body {
                 a.skip href="#main" { "Skip to content" }
                 header {
-                    a.brand href="/app/fans" { "Stagedoor" }
+                    a.brand href="/app/overview" { "Stagedoor" }
                     span.who { (session.artist_name) }
                     nav aria-label="Dashboard" {
+                        (item(Nav::Overview, "/app/overview", "Overview"))
                         (item(Nav::Fans, "/app/fans", "Fans"))
                         (item(Nav::Pages, "/app/pages", "Capture pages"))
                         (item(Nav::Links, "/app/links", "Smart links"))

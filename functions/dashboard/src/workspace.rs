@@ -45,7 +45,7 @@ const MAX_KV_DELETES: usize = 900;
 /// binds the time, the owner and the purge time. Rate-limit windows are
 /// keyed `signup-page:{page id}` (functions/signup/src/input.rs). The last
 /// statement hands back the links' slugs, whose KV copies go next.
-const DELETE: [&str; 14] = [
+const DELETE: [&str; 21] = [
     "INSERT INTO workspace_deletions (artist_id, requested_at, by_user, purge_after) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (artist_id) DO NOTHING",
     "DELETE FROM sessions WHERE artist_id = ?1 OR user_id IN (SELECT id FROM users WHERE artist_id = ?1)",
     "DELETE FROM recovery_codes WHERE user_id IN (SELECT id FROM users WHERE artist_id = ?1)",
@@ -57,8 +57,17 @@ const DELETE: [&str; 14] = [
     "DELETE FROM webhook_messages WHERE artist_id = ?1",
     "DELETE FROM webhook_endpoints WHERE artist_id = ?1",
     "DELETE FROM rate_windows WHERE key IN (SELECT 'signup-page:' || id FROM capture_pages WHERE artist_id = ?1)",
+    "DELETE FROM capture_page_looks WHERE artist_id = ?1",
     "DELETE FROM capture_pages WHERE artist_id = ?1",
     "DELETE FROM link_stats WHERE link_id IN (SELECT id FROM links WHERE artist_id = ?1)",
+    // The dashboard's counts (schema/0014): only the dashboard read them.
+    // After the pages and counters, whose deletion still moves them.
+    "DELETE FROM agg_fan_status WHERE artist_id = ?1",
+    "DELETE FROM agg_fan_place WHERE artist_id = ?1",
+    "DELETE FROM agg_fan_page WHERE artist_id = ?1",
+    "DELETE FROM agg_consent_daily WHERE artist_id = ?1",
+    "DELETE FROM agg_link_daily WHERE artist_id = ?1",
+    "DELETE FROM agg_link_artist_daily WHERE artist_id = ?1",
     "DELETE FROM links WHERE artist_id = ?1 RETURNING slug",
 ];
 
@@ -181,7 +190,14 @@ const HEAD: &str = concat!(
     iso!("created_at"),
     ", 'updated_at', ",
     iso!("updated_at"),
-    ")) FROM (SELECT * FROM capture_pages WHERE artist_id = ?1 ORDER BY slug))), \
+    ", 'consent_versions', json((SELECT json_group_array(json_object('version', v.version, 'consent_text', v.consent_text, \
+     'consent_sha256', v.consent_sha256, 'created_at', ",
+    iso!("v.created_at"),
+    ")) FROM (SELECT * FROM consent_versions v WHERE v.artist_id = ?1 AND v.page_id = cp.id ORDER BY v.created_at, v.version) v)), \
+     'look', json((SELECT json_object('artist_image_url', l.artist_image_url, 'background', l.background, 'button', l.button, \
+     'message', l.message, 'ask_first_name', json(CASE l.ask_first_name WHEN 1 THEN 'true' ELSE 'false' END)) \
+     FROM capture_page_looks l WHERE l.page_id = cp.id AND l.artist_id = ?1)) \
+     )) FROM (SELECT * FROM capture_pages WHERE artist_id = ?1 ORDER BY slug) cp)), \
      'links', json((SELECT json_group_array(json_object('id', id, 'slug', slug, \
      'definition', CASE WHEN json_valid(definition) THEN json(definition) ELSE definition END, 'created_at', ",
     iso!("created_at"),
@@ -222,7 +238,8 @@ const FANS: &str = concat!(
     iso!("e.at"),
     ", 'page', (SELECT slug FROM capture_pages WHERE id = e.page_id AND artist_id = f.artist_id), \
      'consent_version', e.consent_version, 'consent_sha256', e.consent_hash)) \
-     FROM (SELECT * FROM consent_events WHERE fan_id = f.id ORDER BY at, id) e))) \
+     FROM (SELECT * FROM consent_events WHERE fan_id = f.id ORDER BY at, id) e))), \
+     (SELECT n.name_enc FROM fan_names n WHERE n.fan_id = f.id AND n.artist_id = f.artist_id), f.email_hash \
      FROM fans f LEFT JOIN capture_pages p ON p.id = f.source_page_id AND p.artist_id = f.artist_id \
      WHERE f.artist_id = ?1 AND NOT EXISTS (SELECT 1 FROM fan_restrictions r WHERE r.fan_id = f.id) \
      AND f.created_at <= ?2 AND (f.created_at < ?2 OR f.id < ?3) ORDER BY f.created_at DESC, f.id DESC LIMIT ?4"
@@ -231,10 +248,15 @@ const FANS: &str = concat!(
 /// Fans read per query (the CSV export's batch).
 const BATCH: usize = 1000;
 
-/// `obj`, a JSON object the database wrote, with `"email"` put first.
-fn with_email(out: &mut Vec<u8>, email: &str, obj: &str) {
+/// `obj`, a JSON object the database wrote, with `"email"` (and a fan's
+/// `"first_name"`, when they gave one) put first.
+fn with_email(out: &mut Vec<u8>, email: &str, first_name: Option<&str>, obj: &str) {
     out.extend_from_slice(b"{\"email\":");
     out.extend_from_slice(Value::from(email).to_string().as_bytes());
+    if let Some(name) = first_name {
+        out.extend_from_slice(b",\"first_name\":");
+        out.extend_from_slice(Value::from(name).to_string().as_bytes());
+    }
     if obj.len() > 2 {
         out.push(b',');
     }
@@ -261,7 +283,7 @@ pub async fn export<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         if out.last() != Some(&b'[') {
             out.push(b',');
         }
-        with_email(&mut out, &email, &r.take_text(1).unwrap_or_default());
+        with_email(&mut out, &email, None, &r.take_text(1).unwrap_or_default());
     }
     out.extend_from_slice(b"],\"fans\":[\n");
     // The newest fan first; a later part starts after the last fan of the
@@ -286,10 +308,15 @@ pub async fn export<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
         for mut r in rows {
             let (id, enc) = (r.take_text(0).unwrap_or_default(), r.take_text(1).unwrap_or_default());
             let email = ctx.keys.decrypt_fan_email(&enc, artist, &id)?;
+            let name = match (r.take_text(4), r.text(5)) {
+                (Some(enc), Some(hash)) => Some(ctx.keys.decrypt(&enc, shared::capture::fan_name_context(artist, hash).as_bytes())?),
+                _ => None,
+            };
+            let name = name.map(String::from_utf8).transpose().map_err(Error::internal)?;
             if out.last() != Some(&b'\n') {
                 out.extend_from_slice(b",\n");
             }
-            with_email(&mut out, &email, &r.take_text(3).unwrap_or_default());
+            with_email(&mut out, &email, name.as_deref(), &r.take_text(3).unwrap_or_default());
             after = (r.int(2).unwrap_or(i64::MIN), id);
         }
         left -= n;

@@ -17,7 +17,7 @@ use shared::{crypto, httpx, Env, Error, ErrorKind, Response};
 
 use crate::json::{self, Json, Obj};
 use crate::link::{valid_slug, Definition};
-use crate::store::{self, Artist, Cache, Stored};
+use crate::store::{self, Artist, ByToken, Cache, Scope, Stored};
 
 pub const PREFIX: &str = "/api/v1/app/links";
 const MAX_TOKEN: usize = 256;
@@ -65,19 +65,12 @@ async fn save(parts: &Parts, body: &[u8], path_slug: Option<&str>, artist: &Arti
     if path_slug.is_some_and(|s| !valid_slug(s)) {
         return Err(no_such_link());
     }
-    let mut def = Definition::from_json(&json_body(parts, body)?, path_slug)?;
-    fill_artist(artist, &mut def);
+    let json = json_body(parts, body)?;
+    let stored = save_link(&ByToken { env, artist }, env, cache, &json, path_slug, &artist.name).await?;
     let create = path_slug.is_none();
-    let Some(stored) = store::save(env, cache, &artist.id, &def, create).await? else {
-        return Err(if create {
-            Error::field(ErrorKind::Conflict, "slug", format!("The slug \"{}\" is already taken. Choose another.", def.slug))
-        } else {
-            no_such_link()
-        });
-    };
     let mut res = respond_json(if create { StatusCode::CREATED } else { StatusCode::OK }, link_json(&stored)?);
     if create {
-        if let Ok(v) = HeaderValue::from_str(&format!("{PREFIX}/{}", def.slug)) {
+        if let Ok(v) = HeaderValue::from_str(&format!("{PREFIX}/{}", stored.slug)) {
             res.headers_mut().insert(header::LOCATION, v);
         }
     }
@@ -124,10 +117,27 @@ async fn owned(slug: &str, artist: &Artist, env: &impl Env) -> Result<Stored, Er
     store::get(env, &artist.id, slug).await?.ok_or_else(no_such_link)
 }
 
+/// Validates a definition (the API's JSON) and saves it: the one code
+/// path for the API and the dashboard's link editor, which builds the same
+/// JSON from its form. `path_slug` as for [`Definition::from_json`]: None
+/// creates. Errors name their field (a taken slug is a 409 on `slug`).
+pub async fn save_link(scope: &impl Scope, env: &impl Env, cache: &Cache, json: &Json, path_slug: Option<&str>, artist_name: &str) -> Result<Stored, Error> {
+    let mut def = Definition::from_json(json, path_slug)?;
+    fill_artist(artist_name, &mut def);
+    let create = path_slug.is_none();
+    store::save(scope, env, cache, &def, create).await?.ok_or_else(|| {
+        if create {
+            Error::field(ErrorKind::Conflict, "slug", format!("The slug \"{}\" is already taken. Choose another.", def.slug))
+        } else {
+            no_such_link()
+        }
+    })
+}
+
 /// Links show the account's name unless the definition names the artist.
-fn fill_artist(artist: &Artist, def: &mut Definition) {
-    if def.artist.is_none() && !artist.name.is_empty() {
-        def.artist = Some(artist.name.clone());
+fn fill_artist(name: &str, def: &mut Definition) {
+    if def.artist.is_none() && !name.is_empty() {
+        def.artist = Some(name.to_owned());
     }
 }
 

@@ -14,6 +14,7 @@ pub use shared::url::check_https as check_url;
 use shared::{Error, ErrorKind};
 
 use crate::json::{self, Json, Obj};
+use crate::visit::{encode_into, Device};
 
 pub const MAX_TITLE: usize = 120;
 pub const MAX_LABEL: usize = 40;
@@ -44,6 +45,10 @@ struct Info {
     /// their own campaign scheme or nothing reads them, so we don't clutter
     /// deep links that apps open.
     utm: bool,
+    /// The Android app that opens this service's https links, named in
+    /// `intent://` URLs (README, "Open in the app", gives our confidence in
+    /// each). `None`: no app that takes every link of the service.
+    android: Option<&'static str>,
 }
 
 const AMAZON: &[&str] = &[
@@ -63,16 +68,17 @@ const AMAZON: &[&str] = &[
 
 // Indexed by `Platform as usize`.
 const INFO: [Info; 10] = [
-    Info { key: "spotify", name: "Spotify", hosts: &["spotify.com", "spotify.link"], utm: true },
-    Info { key: "apple-music", name: "Apple Music", hosts: &["music.apple.com", "itunes.apple.com"], utm: false },
-    Info { key: "youtube-music", name: "YouTube Music", hosts: &["music.youtube.com"], utm: false },
-    Info { key: "youtube", name: "YouTube", hosts: &["youtube.com", "youtu.be"], utm: false },
-    Info { key: "deezer", name: "Deezer", hosts: &["deezer.com"], utm: true },
-    Info { key: "tidal", name: "TIDAL", hosts: &["tidal.com"], utm: false },
-    Info { key: "amazon-music", name: "Amazon Music", hosts: AMAZON, utm: false },
-    Info { key: "soundcloud", name: "SoundCloud", hosts: &["soundcloud.com"], utm: true },
-    Info { key: "bandcamp", name: "Bandcamp", hosts: &["bandcamp.com"], utm: true },
-    Info { key: "other", name: "Other", hosts: &[], utm: true },
+    Info { key: "spotify", name: "Spotify", hosts: &["spotify.com", "spotify.link"], utm: true, android: Some("com.spotify.music") },
+    Info { key: "apple-music", name: "Apple Music", hosts: &["music.apple.com", "itunes.apple.com"], utm: false, android: Some("com.apple.android.music") },
+    Info { key: "youtube-music", name: "YouTube Music", hosts: &["music.youtube.com"], utm: false, android: Some("com.google.android.apps.youtube.music") },
+    Info { key: "youtube", name: "YouTube", hosts: &["youtube.com", "youtu.be"], utm: false, android: Some("com.google.android.youtube") },
+    Info { key: "deezer", name: "Deezer", hosts: &["deezer.com"], utm: true, android: Some("deezer.android.app") },
+    Info { key: "tidal", name: "TIDAL", hosts: &["tidal.com"], utm: false, android: Some("com.aspiro.tidal") },
+    Info { key: "amazon-music", name: "Amazon Music", hosts: AMAZON, utm: false, android: Some("com.amazon.mp3") },
+    Info { key: "soundcloud", name: "SoundCloud", hosts: &["soundcloud.com"], utm: true, android: Some("com.soundcloud.android") },
+    // Artists' pages are subdomains (nova.bandcamp.com): the web page it is.
+    Info { key: "bandcamp", name: "Bandcamp", hosts: &["bandcamp.com"], utm: true, android: None },
+    Info { key: "other", name: "Other", hosts: &[], utm: true, android: None },
 ];
 
 impl Platform {
@@ -105,6 +111,59 @@ impl Platform {
     pub fn from_key(key: &str) -> Option<Platform> {
         Platform::ALL.into_iter().find(|p| p.key() == key)
     }
+
+    /// What a click from an in-app browser is sent to instead of `web`
+    /// (this service's https URL, UTM tags included), or `None` to keep
+    /// `web`. On Android an `intent://` URL names the app and carries `web`
+    /// as the fallback, so a phone without the app still gets the page.
+    /// On iOS only Spotify: its `spotify:` URIs name exactly the item the
+    /// web link does; the other services' https links are Universal Links,
+    /// which need no help outside in-app browsers and get none inside
+    /// without a scheme we could trust to open the same item.
+    pub fn app_link(self, web: &str, device: Device) -> Option<String> {
+        match device {
+            Device::Android => android_intent(web, self.info().android?),
+            Device::Ios if self == Platform::Spotify => spotify_uri(web),
+            _ => None,
+        }
+    }
+}
+
+/// `intent://host/path?query#Intent;scheme=https;package=…;S.browser_fallback_url=…;end`.
+fn android_intent(web: &str, package: &str) -> Option<String> {
+    let rest = web.strip_prefix("https://")?;
+    // A fragment would end the intent's data where `#Intent` must start;
+    // the fallback keeps it.
+    let rest = rest.split_once('#').map_or(rest, |(r, _)| r);
+    let mut out = String::with_capacity(rest.len() + web.len() * 3 / 2 + package.len() + 64);
+    out.push_str("intent://");
+    out.push_str(rest);
+    out.push_str("#Intent;scheme=https;package=");
+    out.push_str(package);
+    out.push_str(";S.browser_fallback_url=");
+    encode_into(&mut out, web);
+    out.push_str(";end");
+    Some(out)
+}
+
+/// `https://open.spotify.com[/intl-xx]/{kind}/{id}[?…]` → `spotify:{kind}:{id}`;
+/// anything else (short `spotify.link` URLs, user pages) stays on the web.
+fn spotify_uri(web: &str) -> Option<String> {
+    let path = web.strip_prefix("https://open.spotify.com/")?;
+    let path = &path[..path.find(['?', '#']).unwrap_or(path.len())];
+    let mut parts = path.split('/').filter(|s| !s.is_empty()).skip_while(|s| s.starts_with("intl-"));
+    let (kind, id) = (parts.next()?, parts.next()?);
+    let known = ["track", "album", "artist", "playlist", "show", "episode"].contains(&kind);
+    let id_ok = (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !(known && id_ok && parts.next().is_none()) {
+        return None;
+    }
+    let mut uri = String::with_capacity(10 + kind.len() + id.len());
+    uri.push_str("spotify:");
+    uri.push_str(kind);
+    uri.push(':');
+    uri.push_str(id);
+    Some(uri)
 }
 
 /// ISO 3166-1 alpha-2, upper case.
@@ -174,6 +233,8 @@ pub struct Definition {
     /// Display name; filled from the artist's account when not given.
     pub artist: Option<String>,
     pub artwork_url: Option<String>,
+    /// The artist's colours; `None`: the page's own light and dark looks.
+    pub theme: Option<Theme>,
     /// Send fans who picked a service before straight there.
     pub auto_redirect: bool,
     /// In the artist's order.
@@ -228,7 +289,7 @@ pub fn valid_slug(slug: &str) -> bool {
 const READ_ONLY: [&str; 3] = ["path", "created_at", "updated_at"];
 /// For error messages; a test keeps them in step with the lists.
 pub const PLATFORM_KEYS: &str = "spotify, apple-music, youtube-music, youtube, deezer, tidal, amazon-music, soundcloud, bandcamp, other";
-const FIELDS: [&str; 6] = ["slug", "title", "artist", "artwork_url", "auto_redirect", "targets"];
+const FIELDS: [&str; 7] = ["slug", "title", "artist", "artwork_url", "theme", "auto_redirect", "targets"];
 const TARGET_FIELDS: [&str; 5] = ["platform", "url", "label", "countries", "hidden_in"];
 
 fn invalid(field: &'static str, msg: impl Into<Cow<'static, str>>) -> Error {
@@ -247,7 +308,7 @@ impl Definition {
         if let Some((k, _)) = obj.iter().find(|(k, _)| !FIELDS.contains(&k.as_str()) && !READ_ONLY.contains(&k.as_str())) {
             return Err(Error::new(
                 ErrorKind::Unprocessable,
-                format!("Unknown field \"{k}\". A link has: slug, title, artist, artwork_url, auto_redirect, targets."),
+                format!("Unknown field \"{k}\". A link has: slug, title, artist, artwork_url, theme, auto_redirect, targets."),
             ));
         }
         let slug = match (opt_str(obj, "slug", "slug")?, path_slug) {
@@ -276,8 +337,9 @@ impl Definition {
             Some(Json::Bool(b)) => *b,
             Some(_) => return Err(wrong_type("auto_redirect", "auto_redirect", "true or false")),
         };
+        let theme = theme(member(obj, "theme"))?;
         let targets = targets(member(obj, "targets"))?;
-        Ok(Definition { slug: slug.to_owned(), title: title.to_owned(), artist: artist.map(str::to_owned), artwork_url, auto_redirect, targets })
+        Ok(Definition { slug: slug.to_owned(), title: title.to_owned(), artist: artist.map(str::to_owned), artwork_url, theme, auto_redirect, targets })
     }
 
     /// The canonical JSON (what is stored and cached).
@@ -290,6 +352,11 @@ impl Definition {
         }
         if let Some(u) = &self.artwork_url {
             o.str("artwork_url", u);
+        }
+        if let Some(t) = &self.theme {
+            let mut m = Obj::new(o.key("theme"));
+            m.str("background", &t.background.hex()).str("button", &t.button.hex());
+            m.end();
         }
         o.bool("auto_redirect", self.auto_redirect);
         let list = o.key("targets");
@@ -331,6 +398,29 @@ fn target_json(out: &mut String, t: &Target) {
         out.push(']');
     }
     o.end();
+}
+
+/// `{"background": "#rrggbb", "button": "#rrggbb"}`, either key optional
+/// (the other keeps the page's light colour); `{}` or `null`: no theme.
+fn theme(v: Option<&Json>) -> Result<Option<Theme>, Error> {
+    let obj = match v {
+        None | Some(Json::Null) => return Ok(None),
+        Some(Json::Object(o)) => o,
+        Some(_) => return Err(wrong_type("theme", "theme", "an object such as {\"background\": \"#1e1b4b\", \"button\": \"#facc15\"}")),
+    };
+    if let Some((k, _)) = obj.iter().find(|(k, _)| k != "background" && k != "button") {
+        return Err(invalid("theme", format!("Unknown field \"theme.{k}\". A theme has: background, button.")));
+    }
+    if obj.is_empty() {
+        return Ok(None);
+    }
+    let colour = |key: &str, field: &'static str, default: Rgb| match member(obj, key) {
+        None | Some(Json::Null) => Ok(default),
+        Some(Json::String(s)) => shared::colour::parse_field(s, field),
+        Some(_) => Err(wrong_type(field, field, "a string such as \"#1e1b4b\"")),
+    };
+    let (background, button) = (colour("background", "theme.background", DEFAULT_BACKGROUND)?, colour("button", "theme.button", DEFAULT_BUTTON)?);
+    Theme::new(background, button, ("theme.background", "theme.button")).map(Some)
 }
 
 fn member<'v>(obj: &'v [(String, Json)], key: &str) -> Option<&'v Json> {
@@ -449,3 +539,12 @@ fn country_list(i: usize, key: &str, v: Option<&Json>) -> Result<Vec<Country>, E
     }
     Ok(out)
 }
+
+/// The artist's colours and their rules: shared with the capture page
+/// (signup), so both pages accept and refuse the same themes.
+pub use shared::colour::{Rgb, Theme};
+
+/// The page's own colours, which a theme that sets only one key keeps for
+/// the other (light mode's).
+pub const DEFAULT_BACKGROUND: Rgb = Rgb([0xf4, 0xf4, 0xf5]);
+pub const DEFAULT_BUTTON: Rgb = Rgb([0x11, 0x11, 0x11]);

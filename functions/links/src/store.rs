@@ -13,6 +13,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use shared::auth::Tenant;
 use shared::cache::TtlCache;
 use shared::sql::{OwnedParam, OwnedStmt, Param, Stmt};
 use shared::{Db, Env, Error, Kv, Row};
@@ -332,27 +333,64 @@ const CREATE: &str = "INSERT INTO links (id, artist_id, slug, definition, create
 const REPLACE: &str =
     "UPDATE links SET definition = ?3, updated_at = ?4 WHERE artist_id = ?1 AND slug = ?2 RETURNING id AS link_id, created_at AS link_created";
 
+/// Where a save's statements run: `?1` is bound to the artist, the other
+/// parameters from `?2` on. The dashboard saves through its session's
+/// [`Tenant`] (its one way to the database), the API through [`ByToken`]:
+/// the same statements either way.
+#[allow(async_fn_in_trait)]
+pub trait Scope {
+    fn artist_id(&self) -> &str;
+    /// One atomic batch; each statement's rows, as [`Db::batch`] returns them.
+    async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>, Error>;
+}
+
+impl<E: Env> Scope for Tenant<'_, E> {
+    fn artist_id(&self) -> &str {
+        Tenant::artist_id(self)
+    }
+    async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>, Error> {
+        Tenant::batch(self, stmts).await
+    }
+}
+
+/// The artist an API token named.
+pub struct ByToken<'a, E: Env> {
+    pub env: &'a E,
+    pub artist: &'a Artist,
+}
+
+impl<E: Env> Scope for ByToken<'_, E> {
+    fn artist_id(&self) -> &str {
+        &self.artist.id
+    }
+    async fn batch(&self, stmts: &[(&str, &[Param<'_>])]) -> Result<Vec<Vec<Row>>, Error> {
+        let bound: Vec<Vec<Param<'_>>> = stmts.iter().map(|(_, p)| [&[Param::Text(&self.artist.id)], *p].concat()).collect();
+        let list: Vec<Stmt<'_>> = stmts.iter().zip(&bound).map(|((sql, _), p)| Stmt::new(sql, p)).collect();
+        self.env.db().batch(&list).await
+    }
+}
+
 /// Creates the link (`create`) or replaces the artist's own. `None` when
 /// creating a slug anyone already has, or replacing one the artist doesn't
 /// have (another artist's link looks the same). The database draws the id.
-pub async fn save(env: &impl Env, cache: &Cache, artist_id: &str, def: &Definition, create: bool) -> Result<Option<Stored>, Error> {
+pub async fn save(scope: &impl Scope, env: &impl Env, cache: &Cache, def: &Definition, create: bool) -> Result<Option<Stored>, Error> {
     let now = env.now_ms();
     let definition = def.to_json();
-    let params = [Param::Text(artist_id), Param::Text(&def.slug), Param::Text(&definition), Param::Int(now)];
+    let params = [Param::Text(&def.slug), Param::Text(&definition), Param::Int(now)];
     let change_id = shared::env::random_id(env)?;
     let kind = if create { "link.created" } else { "link.updated" };
-    let hook = [Param::Text(artist_id), Param::Text(&change_id), Param::Text(&def.slug), Param::Text(kind), Param::Int(now)];
+    let hook = [Param::Text(&change_id), Param::Text(&def.slug), Param::Text(kind), Param::Int(now)];
     // The save and its webhook event in one batch: neither without the
     // other. The event's first attempt is the jobs function's next run (a
     // minute at most), not this function's: sending costs the redirect's
     // .wasm ~45 KB gzip (AES-GCM for the endpoint's secret, HTTP client),
     // over its 120 KiB budget (README "Webhooks").
-    let mut results = env.db().batch(&[Stmt::new(if create { CREATE } else { REPLACE }, &params), Stmt::new(shared::outbox::LINK_EVENT, &hook)]).await?;
+    let mut results = scope.batch(&[(if create { CREATE } else { REPLACE }, &params), (shared::outbox::LINK_EVENT, &hook)]).await?;
     results.pop();
     let rows = results.pop().unwrap_or_default();
     let Some(row) = rows.first() else { return Ok(None) };
     let id = row.text(0).ok_or_else(|| Error::internal("links.id is not text"))?;
-    write_through(env, cache, &def.slug, &Link::cached_json(id, artist_id, &definition)).await;
+    write_through(env, cache, &def.slug, &Link::cached_json(id, scope.artist_id(), &definition)).await;
     Ok(Some(Stored { slug: def.slug.clone(), definition, created_at: row.int(1).unwrap_or(now), updated_at: now }))
 }
 

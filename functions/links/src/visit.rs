@@ -43,6 +43,10 @@ pub struct Visit {
     /// counted and never auto-redirected.
     pub bot: bool,
     pub remembered: Option<Platform>,
+    /// A phone app's own browser (Instagram, TikTok…), which often can't
+    /// hand an https link to the service's app: its clicks get the app
+    /// link instead (see `Platform::app_link`).
+    pub in_app: bool,
     pub country: Option<Country>,
     /// Whether `country` was looked up; if not, the counter asks for it
     /// after the response (`Env::country_later`).
@@ -63,9 +67,12 @@ impl Visit {
         let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
         // As bytes: the checks below ignore ASCII case and need no copy.
         let ua = parts.headers.get(USER_AGENT).map_or(&b""[..], |v| v.as_bytes());
+        let Agent { device, bot, app } = agent_of(ua);
         let mut visit = Visit {
-            device: device_of(ua),
-            bot: bot_of(ua),
+            device,
+            bot,
+            // Only phones have apps to open, and a bot opens none.
+            in_app: app && matches!(device, Device::Ios | Device::Android),
             remembered: parts.headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(remembered),
             country: country.and_then(Country::parse),
             located: true,
@@ -127,25 +134,15 @@ impl Visit {
 }
 
 /// The device class of a user agent.
+#[cfg(test)]
 pub fn device_of(ua: &[u8]) -> Device {
-    const IOS: Needles = Needles::new(&["iphone", "ipad", "ipod"]);
-    const ANDROID: Needles = Needles::new(&["android"]);
-    const DESKTOP: Needles = Needles::new(&["windows", "macintosh", "x11", "cros", "linux"]);
-    if IOS.found_in(ua) {
-        Device::Ios
-    } else if ANDROID.found_in(ua) {
-        Device::Android
-    } else if DESKTOP.found_in(ua) {
-        Device::Desktop
-    } else {
-        Device::Other
-    }
+    agent_of(ua).device
 }
 
 /// Names of crawlers, link-preview fetchers and HTTP libraries. The bare
 /// word "bot" is matched only before a separator and not as "cubot", a
 /// phone brand that appears in model names (CUBOT_X30).
-const BOTS: Needles = Needles::new(&[
+const BOT_MARKS: [&str; 38] = [
     "bot/",
     "bot;",
     "bot)",
@@ -184,15 +181,103 @@ const BOTS: Needles = Needles::new(&[
     "scrapy",
     "httpclient",
     "feedfetcher",
-]);
+];
+
+/// Marks of the in-app browsers of social apps, as they appear in their
+/// user agents (README, "Open in the app", lists one real agent per app
+/// and device):
+const APP_MARKS: [&str; 11] = [
+    // Instagram on both: "Instagram 312.0.0.32.112 (iPhone…" / "… Instagram 312.1.0.34.111 Android (…"
+    "instagram",
+    // Facebook and Messenger on iOS: "[FBAN/FBIOS;…", "[FBAN/MessengerForiOS;…"
+    "fban/",
+    // … and on Android: "[FB_IAB/FB4A;FBAV/…", "[FB_IAB/Orca-Android;FBAV/…"
+    "fb_iab/",
+    "fbav/",
+    // TikTok: "musical_ly_33.4.0" (iOS, and Android's global build), "trill_330404" (Android, some regions)
+    "musical_ly",
+    "trill_",
+    "bytedancewebview",
+    // Snapchat: "Snapchat/12.80.0.40 (iPhone…"
+    "snapchat",
+    // X: "Twitter for iPhone/10.40", "TwitterAndroid/10.40"
+    "twitter",
+    // LinkedIn: "[LinkedInApp]/9.29.7450"
+    "linkedinapp",
+    // Threads: "Barcelona 289.0.0.77.109" (Meta's name for it)
+    "barcelona",
+];
+
+const IOS_MARKS: [&str; 3] = ["iphone", "ipad", "ipod"];
+const ANDROID_MARKS: [&str; 1] = ["android"];
+const DESKTOP_MARKS: [&str; 5] = ["windows", "macintosh", "x11", "cros", "linux"];
+
+/// Every list in one set, so one pass over the user agent answers every
+/// question the page and the redirect ask (four passes before in-app
+/// browsers were looked for: device lists one by one, then bots).
+const AGENT_MARKS: [&str; 58] =
+    concat::<53, 5, 58>(concat::<49, 4, 53>(concat::<38, 11, 49>(BOT_MARKS, APP_MARKS), concat::<3, 1, 4>(IOS_MARKS, ANDROID_MARKS)), DESKTOP_MARKS);
+const AGENTS: Needles = Needles::new(&AGENT_MARKS);
+/// Where each list starts in [`AGENT_MARKS`] (bots start at 0).
+const APPS_AT: usize = BOT_MARKS.len();
+const IOS_AT: usize = APPS_AT + APP_MARKS.len();
+const ANDROID_AT: usize = IOS_AT + IOS_MARKS.len();
+const DESKTOP_AT: usize = ANDROID_AT + ANDROID_MARKS.len();
+
+/// `a` then `b`, at compile time.
+const fn concat<const A: usize, const B: usize, const C: usize>(a: [&'static str; A], b: [&'static str; B]) -> [&'static str; C] {
+    assert!(A + B == C, "lengths add up");
+    let mut out = [""; C];
+    let mut i = 0;
+    while i < C {
+        out[i] = if i < A { a[i] } else { b[i - A] };
+        i += 1;
+    }
+    out
+}
+
+/// What a user agent says about the fan's browser.
+pub struct Agent {
+    pub device: Device,
+    /// A crawler, link-preview fetcher or script.
+    pub bot: bool,
+    /// A social app's in-app browser (never also a bot).
+    pub app: bool,
+}
+
+pub fn agent_of(ua: &[u8]) -> Agent {
+    let mut found = 0u64;
+    AGENTS.scan(ua, |at, i| {
+        if !(i < APPS_AT && AGENT_MARKS[i].starts_with("bot") && ends_with_ignore_case(&ua[..at], b"cu")) {
+            found |= 1 << i;
+        }
+        false
+    });
+    let any = |from: usize, to: usize| found & ((1u64 << to) - (1u64 << from)) != 0;
+    // Every browser sends a user agent; a request without one is a script.
+    let bot = ua.trim_ascii().is_empty() || ends_with_ignore_case(ua, b"bot") || any(0, APPS_AT);
+    let device = if any(IOS_AT, ANDROID_AT) {
+        Device::Ios
+    } else if any(ANDROID_AT, DESKTOP_AT) {
+        Device::Android
+    } else if any(DESKTOP_AT, AGENT_MARKS.len()) {
+        Device::Desktop
+    } else {
+        Device::Other
+    };
+    Agent { device, bot, app: !bot && any(APPS_AT, IOS_AT) }
+}
 
 /// Whether a user agent is a crawler or a script.
+#[cfg(test)]
 pub fn bot_of(ua: &[u8]) -> bool {
-    // Every browser sends a user agent; a request without one is a script.
-    if ua.trim_ascii().is_empty() || ends_with_ignore_case(ua, b"bot") {
-        return true;
-    }
-    BOTS.find(ua, |at, needle| !(needle.starts_with("bot") && ends_with_ignore_case(&ua[..at], b"cu")))
+    agent_of(ua).bot
+}
+
+/// Whether a user agent is a social app's in-app browser.
+#[cfg(test)]
+pub fn in_app_of(ua: &[u8]) -> bool {
+    agent_of(ua).app
 }
 
 fn ends_with_ignore_case(hay: &[u8], suffix: &[u8]) -> bool {
@@ -249,19 +334,28 @@ impl Needles {
     /// each needle with `str::contains` (after lower-casing a copy) set up
     /// a searcher and scanned `hay` once per needle, which made bot
     /// detection the redirect's costliest step.
+    #[cfg(test)]
     pub fn found_in(&self, hay: &[u8]) -> bool {
         self.find(hay, |_, _| true)
     }
 
     /// Whether `hay` contains a needle that `accept` (given where it
     /// starts and which it is) takes.
+    #[cfg(test)]
     pub fn find(&self, hay: &[u8], mut accept: impl FnMut(usize, &str) -> bool) -> bool {
+        self.scan(hay, |at, i| accept(at, self.list[i]))
+    }
+
+    /// Calls `f` with where each needle starts and its index in the list,
+    /// until `f` answers true (then true).
+    pub fn scan(&self, hay: &[u8], mut f: impl FnMut(usize, usize) -> bool) -> bool {
         for i in 0..hay.len() {
             let next = hay.get(i + 1).map_or(self.short, |&b| self.second[usize::from(b)]);
             let mut candidates = self.first[usize::from(hay[i])] & next;
             while candidates != 0 {
-                let n = self.list[candidates.trailing_zeros() as usize];
-                if hay.len() - i >= n.len() && hay[i..i + n.len()].eq_ignore_ascii_case(n.as_bytes()) && accept(i, n) {
+                let k = candidates.trailing_zeros() as usize;
+                let n = self.list[k];
+                if hay.len() - i >= n.len() && hay[i..i + n.len()].eq_ignore_ascii_case(n.as_bytes()) && f(i, k) {
                     return true;
                 }
                 candidates &= candidates - 1;

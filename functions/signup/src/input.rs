@@ -13,10 +13,19 @@ pub struct Fields<'a> {
     pub consent: bool,
     /// The honeypot: a field people never see, so only bots fill it in.
     pub honeypot: &'a str,
+    /// Optional, on pages that ask for it; empty: none given.
+    pub first_name: &'a str,
+}
+
+/// A signup that passed the checks.
+pub struct Valid<'a> {
+    pub email: Email,
+    pub first_name: Option<&'a str>,
 }
 
 pub struct Form {
     pub email: String,
+    pub first_name: String,
     consent: bool,
     honeypot: String,
 }
@@ -24,10 +33,11 @@ pub struct Form {
 impl Form {
     pub fn parse(parts: &Parts, body: &[u8]) -> Result<Form, Error> {
         httpx::require_media_type(parts, "application/x-www-form-urlencoded")?;
-        let mut form = Form { email: String::new(), consent: false, honeypot: String::new() };
+        let mut form = Form { email: String::new(), first_name: String::new(), consent: false, honeypot: String::new() };
         for (name, value) in httpx::parse_form(body)? {
             match name.as_str() {
                 "email" => form.email = value,
+                "first_name" => form.first_name = value,
                 // A checked box sends its value; an unchecked one sends nothing.
                 "consent" => form.consent = !value.is_empty(),
                 "website" => form.honeypot = value,
@@ -38,7 +48,7 @@ impl Form {
     }
 
     pub fn fields(&self) -> Fields<'_> {
-        Fields { email: &self.email, consent: self.consent, honeypot: &self.honeypot }
+        Fields { email: &self.email, consent: self.consent, honeypot: &self.honeypot, first_name: &self.first_name }
     }
 }
 
@@ -51,6 +61,8 @@ pub struct Json {
     consent: bool,
     #[serde(default)]
     website: String,
+    #[serde(default)]
+    first_name: String,
 }
 
 impl Json {
@@ -58,7 +70,7 @@ impl Json {
         httpx::require_media_type(parts, httpx::JSON)?;
         serde_json::from_slice(body).map_err(|e| {
             let msg = if e.is_data() {
-                format!("The JSON body has a wrong or missing field: {e}. Expected {{\"page\": string, \"email\": string, \"consent\": true}}.")
+                format!("The JSON body has a wrong or missing field: {e}. Expected {{\"page\": string, \"email\": string, \"consent\": true}} and optionally \"first_name\": string.")
             } else {
                 "The body is not valid JSON.".to_owned()
             };
@@ -67,11 +79,14 @@ impl Json {
     }
 
     pub fn fields(&self) -> Fields<'_> {
-        Fields { email: &self.email, consent: self.consent, honeypot: &self.website }
+        Fields { email: &self.email, consent: self.consent, honeypot: &self.website, first_name: &self.first_name }
     }
 }
 
-pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
+/// `ask_first_name`: the page asks for one. A name sent to a page that
+/// doesn't is refused rather than dropped, so an embed that sends one
+/// learns the page's setting instead of losing names without a word.
+pub fn validate<'a>(f: Fields<'a>, ask_first_name: bool) -> Result<Valid<'a>, Error> {
     if !f.honeypot.is_empty() {
         return Err(Error::field(
             ErrorKind::BadRequest,
@@ -80,10 +95,18 @@ pub fn validate(f: Fields<'_>) -> Result<Email, Error> {
         ));
     }
     let email = Email::parse(f.email).map_err(|e| Error::field(ErrorKind::Unprocessable, "email", e.message()))?;
+    let first_name = shared::capture::check_first_name(f.first_name)?;
+    if first_name.is_some() && !ask_first_name {
+        return Err(Error::field(
+            ErrorKind::Unprocessable,
+            "first_name",
+            "This page does not ask for a first name: leave first_name out, or turn on \"Ask for the fan's first name\" in the page's settings.",
+        ));
+    }
     if !f.consent {
         return Err(Error::field(ErrorKind::Unprocessable, "consent", "Please tick the box to agree to receive emails."));
     }
-    Ok(email)
+    Ok(Valid { email, first_name })
 }
 
 /// Default limits; each is a named setting (`signup_ip_limit`,

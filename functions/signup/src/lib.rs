@@ -1,5 +1,6 @@
 //! Fan signup: an artist's capture page (`GET /s/{page}`), its form post
-//! (`POST /s/{page}`) and the JSON API for embedding (`POST /api/v1/signup`).
+//! (`POST /s/{page}`), its QR code (`GET /s/{page}/qr.svg`) and the JSON
+//! API for embedding (`POST /api/v1/signup`).
 //! Both posts run the same checks and the same store logic.
 
 mod confirm;
@@ -27,6 +28,13 @@ pub async fn handle(req: Request, env: &impl Env) -> Response {
         return page::not_found();
     };
     let slug = match rest.split_once('/') {
+        Some((slug, "qr.svg")) => {
+            return match parts.method {
+                Method::GET => page::qr(slug, env, false).await,
+                Method::HEAD => page::qr(slug, env, true).await,
+                _ => with_allow(page::error(&method_not_allowed("GET")), "GET, HEAD"),
+            };
+        }
         Some((slug, "confirm")) => {
             let token = shared::httpx::query_param(&parts.uri, "t").unwrap_or_default();
             return match parts.method {
@@ -58,7 +66,7 @@ async fn form_signup(slug: &str, parts: &shared::http::request::Parts, body: &[u
     };
     match signup(&page, form.fields(), env).await {
         Ok(status) => page::thanks(&page, status),
-        Err(e) => page::show_with_error(&page, env, &logged(env, e), &form.email),
+        Err(e) => page::show_with_error(&page, env, &logged(env, e), &form),
     }
 }
 
@@ -82,10 +90,11 @@ async fn api_signup(parts: &shared::http::request::Parts, body: &[u8], env: &imp
 /// whether or not the address was already on the list, so the endpoint
 /// can't be used to find out who is.
 async fn signup(page: &store::Page, fields: input::Fields<'_>, env: &impl Env) -> Result<store::Status, Error> {
-    let email = input::validate(fields)?;
+    let valid = input::validate(fields, page.look.ask_first_name)?;
+    let email = valid.email;
     let keys = shared::crypto::Keys::from_env(env)?;
     let [client, page_window] = input::rate_windows(env, &keys, page);
-    let recorded = store::record_signup(env, page, &email, &keys, [&client, &page_window]).await?;
+    let recorded = store::record_signup(env, page, &email, valid.first_name, &keys, [&client, &page_window]).await?;
     // On a single opt-in page too: a comeback after unsubscribing,
     // bouncing or complaining is left pending and must confirm by mail.
     if let Some(fan_id) = recorded.confirm {

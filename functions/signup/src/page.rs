@@ -1,18 +1,20 @@
-//! The capture page and the pages a form post answers with. Plain HTML,
-//! works without JavaScript, well under 15 KB.
-
-use std::fmt::Write;
+//! The capture page, its QR code, and the pages a form post answers with.
+//! Plain HTML, works without JavaScript, well under 15 KB.
 
 use shared::html::{self, escape};
 use shared::http::{header, HeaderValue, StatusCode};
 use shared::{Env, Error, Response};
 
+use shared::capture::Typed;
+
+use crate::input::Form;
 use crate::store::{self, Page, Status};
 
 pub async fn show(slug: &str, env: &impl Env, head: bool) -> Response {
     match store::find_page(env, slug).await {
         Ok(Some(page)) => {
-            let mut res = html::response_with_form_target(StatusCode::OK, if head { String::new() } else { render(&page, env, None, "") }, form_target(&page));
+            let body = if head { String::new() } else { page.html.get_or_init(|| render(&page, env, None, Typed::default())).clone() };
+            let mut res = respond(&page, StatusCode::OK, body);
             // Same bytes for every visitor: browsers and any shared cache in
             // front may keep it a minute. (A Worker's answers aren't cached
             // by the CDN on their own; the page definition is cached in the
@@ -28,50 +30,65 @@ pub async fn show(slug: &str, env: &impl Env, head: bool) -> Response {
     }
 }
 
-/// The page again, with the problem next to the form and the address kept.
-pub fn show_with_error(page: &Page, env: &impl Env, err: &Error, email: &str) -> Response {
-    let mut res = html::response_with_form_target(err.status(), render(page, env, Some(err), email), form_target(page));
+/// The page again, with the problem above the form and what was typed kept.
+pub fn show_with_error(page: &Page, env: &impl Env, err: &Error, form: &Form) -> Response {
+    let typed = Typed { email: &form.email, first_name: &form.first_name };
+    let mut res = respond(page, err.status(), render(page, env, Some(err), typed));
     shared::httpx::add_retry_after(&mut res, err);
     res
 }
 
-/// Where the form's answer may send the browser besides us.
-fn form_target(page: &Page) -> Option<&str> {
-    page.redirect_url.as_deref().map(shared::url::origin)
+/// An HTML answer under the page's own policy (see `Page::csp`).
+fn respond(page: &Page, status: StatusCode, body: String) -> Response {
+    let mut res = shared::httpx::respond(status, shared::httpx::HTML, body);
+    let h = res.headers_mut();
+    // Never without a policy: were it missing, the strictest one (the
+    // page then shows unstyled).
+    let csp = page.csp.clone().unwrap_or_else(|| HeaderValue::from_static("default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res
 }
 
-fn render(page: &Page, env: &impl Env, err: Option<&Error>, email: &str) -> String {
-    let mut b = String::with_capacity(2048);
-    let _ = write!(b, "<h1>{}</h1><p class=\"note\">Join {}'s mailing list.</p>", escape(&page.title), escape(&page.artist_name));
-    if let Some(e) = err {
-        let _ = write!(b, "<p class=\"err\" role=\"alert\">{}</p>", escape(e.public_message()));
-    }
-    let _ = write!(
-        b,
-        "<form method=\"post\">\
-         <label for=\"email\">Email address</label>\
-         <input id=\"email\" name=\"email\" type=\"email\" required maxlength=\"254\" autocomplete=\"email\" inputmode=\"email\" value=\"{}\">\
-         <div class=\"hp\" aria-hidden=\"true\"><label for=\"website\">Leave this empty</label><input id=\"website\" name=\"website\" tabindex=\"-1\" autocomplete=\"off\"></div>\
-         <label class=\"consent\"><input type=\"checkbox\" name=\"consent\" value=\"yes\" required> <span>{}</span></label>\
-         <button type=\"submit\">Sign up</button></form>",
-        escape(email),
-        escape(&page.consent_text),
-    );
-    let _ = write!(
-        b,
-        "<p><small>When you sign up we record your email address (stored encrypted), the time, this page, \
-         the consent text you agreed to, and your approximate location (country, region and city), \
-         worked out from your IP address. We do not keep your IP address. You can unsubscribe at any time \
-         with one click from any email. <a href=\"/privacy/{}\">Your data and your rights</a></small></p>",
-        shared::httpx::percent_encode(&page.artist_id)
-    );
-    if let Some(age) = html::age_notice(env) {
-        let _ = write!(b, "<p><small>{age}</small></p>");
-    }
-    if let Some((text, url)) = env.geo_attribution() {
-        let _ = write!(b, "<p><small><a href=\"{}\">{}</a></small></p>", escape(url), escape(text));
-    }
-    html::page(&page.title, &b)
+/// The page's public address, when `public_base_url` is set (the sharing
+/// tags and the QR code need an absolute URL; mail links use the same).
+fn public_url(env: &impl Env, slug: &str) -> Option<String> {
+    shared::mail::base_url(env).ok().map(|base| format!("{base}/s/{slug}"))
+}
+
+fn render(page: &Page, env: &impl Env, err: Option<&Error>, typed: Typed<'_>) -> String {
+    let view = shared::capture::View { title: &page.title, artist_id: &page.artist_id, artist_name: &page.artist_name, consent_text: &page.consent_text };
+    let url = public_url(env, &page.slug);
+    shared::capture::render_page(&view, &page.look, page.theme_css.as_deref(), url.as_deref(), env, err.map(Error::public_message), typed)
+}
+
+/// `GET /s/{slug}/qr.svg`: the page's public URL as a QR code, for posters
+/// and merch tables. Nothing about the visitor changes it and a slug never
+/// changes, so any cache may keep it a day. An unknown page is the page's
+/// own 404.
+pub async fn qr(slug: &str, env: &impl Env, head: bool) -> Response {
+    let page = match store::find_page(env, slug).await {
+        Ok(Some(page)) => page,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            env.log_error(&format!("signup: {e}"));
+            return error(&e);
+        }
+    };
+    let code = match shared::mail::base_url(env) {
+        Ok(base) => shared::qr::Code::encode(format!("{base}/s/{}", page.slug).as_bytes()),
+        Err(e) => {
+            env.log_error(&format!("signup: qr.svg: {e}"));
+            return error(&Error::internal("public_base_url"));
+        }
+    };
+    // A 64-character slug on a 140-character origin still fits version 10.
+    let Some(code) = code else { return error(&Error::internal("the page's URL is too long for a QR code")) };
+    let mut res = shared::httpx::respond(StatusCode::OK, "image/svg+xml", if head { String::new() } else { code.svg() });
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'"));
+    res
 }
 
 pub fn thanks(page: &Page, status: Status) -> Response {

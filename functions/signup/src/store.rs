@@ -7,7 +7,8 @@
 //! consent event for a new fan or for an existing one whose state changes,
 //! (4) apply that change, (5) queue `fan.subscribed` for the artist's
 //! webhook endpoints if (3) recorded something, and (6) reserve a
-//! confirmation mail if the fan ends up pending. The unique (artist_id, email_hash) constraint makes
+//! confirmation mail if the fan ends up pending; a signup that gives a
+//! first name has a seventh, before (5), storing it encrypted. The unique (artist_id, email_hash) constraint makes
 //! concurrent duplicates collapse into one row, and an unchanged re-signup
 //! writes nothing but its counters.
 
@@ -15,6 +16,7 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 
 use shared::cache::TtlCache;
+use shared::capture::{Look, LookInput};
 use shared::crypto::{self, Keys};
 use shared::email::Email;
 use shared::ratelimit::{self, Window};
@@ -34,6 +36,18 @@ pub struct Page {
     pub double_opt_in: bool,
     pub thanks_text: Option<String>,
     pub redirect_url: Option<String>,
+    /// The artist's image, colours and message (schema/0016).
+    pub look: Look,
+    /// The look's colours as a stylesheet, and the page's whole
+    /// Content-Security-Policy naming its hash: built once per cached
+    /// page, not per request.
+    pub theme_css: Option<String>,
+    pub csp: Option<shared::http::HeaderValue>,
+    /// The page as a GET shows it, rendered by the first GET that needs
+    /// it: every visitor gets the same bytes, and the settings it reads
+    /// (`public_base_url`, `min_age`) are fixed for an instance's life, so
+    /// a busy page is rendered once per cache period, not per request.
+    pub html: std::cell::OnceCell<String>,
 }
 
 /// Fan status after a signup.
@@ -53,11 +67,9 @@ impl Status {
     }
 }
 
-/// Slugs are lower-case letters, digits and dashes: anything else cannot
-/// name a page, so it is a 404 without a query.
-pub fn valid_slug(slug: &str) -> bool {
-    (1..=64).contains(&slug.len()) && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
+/// Slugs that cannot name a page are a 404 without a query (the rule is
+/// shared with the dashboard, which creates pages).
+pub use shared::capture::valid_slug;
 
 /// How long a capture page is kept in the instance. A Workers isolate
 /// serves many requests and the CDN does not cache a Worker's answers by
@@ -95,15 +107,23 @@ async fn read_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
         .db()
         .query(
             "SELECT p.id, p.artist_id, a.name, p.title, p.consent_text, p.consent_version, \
-             p.double_opt_in, p.thanks_text, p.redirect_url \
-             FROM capture_pages p JOIN artists a ON a.id = p.artist_id WHERE p.slug = ?1",
+             p.double_opt_in, p.thanks_text, p.redirect_url, \
+             l.artist_image_url, l.background, l.button, l.message, l.ask_first_name \
+             FROM capture_pages p JOIN artists a ON a.id = p.artist_id \
+             LEFT JOIN capture_page_looks l ON l.page_id = p.id AND l.artist_id = p.artist_id WHERE p.slug = ?1",
             &[Param::Text(slug)],
         )
         .await?;
     let Some(mut r) = rows.into_iter().next() else { return Ok(None) };
     let mut text = |i| r.take_text(i).ok_or_else(|| Error::internal(format_args!("capture_pages column {i} is not text")));
     let (id, artist_id, artist_name, title, consent_text, consent_version) = (text(0)?, text(1)?, text(2)?, text(3)?, text(4)?, text(5)?);
-    Ok(Some(Page {
+    let stored = |i| r.text(i).unwrap_or("");
+    let look = Look::from_stored(
+        LookInput { artist_image_url: stored(9), background: stored(10), button: stored(11), message: stored(12), ask_first_name: r.int(13).unwrap_or(0) != 0 },
+        |m| env.log_error(&format!("signup: page {slug}: {m}")),
+    );
+    let theme_css = look.theme.as_ref().map(shared::capture::theme_css);
+    let mut page = Page {
         id,
         slug: slug.to_owned(),
         artist_id,
@@ -123,8 +143,23 @@ async fn read_page(env: &impl Env, slug: &str) -> Result<Option<Page>, Error> {
                 None
             }
         }),
-    }))
+        look,
+        theme_css,
+        csp: None,
+        html: std::cell::OnceCell::new(),
+    };
+    let theme_hash = page.theme_css.as_deref().map(shared::capture::style_hash);
+    // Built from validated hex colours, a hash and a checked origin only,
+    // so always a valid header value.
+    page.csp = shared::http::HeaderValue::from_str(&shared::capture::csp(theme_hash.as_deref(), page.redirect_url.as_deref().map(shared::url::origin))).ok();
+    Ok(Some(page))
 }
+
+/// A first name for the fan with this address (just inserted or already
+/// there), replacing any earlier one.
+const UPSERT_NAME: &str = "INSERT INTO fan_names (fan_id, artist_id, name_enc, updated_at) \
+     SELECT id, artist_id, ?3, ?4 FROM fans WHERE artist_id = ?1 AND email_hash = ?2 \
+     ON CONFLICT (fan_id) DO UPDATE SET name_enc = excluded.name_enc, updated_at = excluded.updated_at";
 
 const INSERT_FAN: &str = "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, country, region, city, eu, \
      source_page_id, consent_version, created_at, subscribed_at, updated_at) \
@@ -183,7 +218,7 @@ pub struct Recorded {
 /// Records the signup; see the module doc for the shape of the batch.
 /// `limits` (client, page) are counted in the batch; a refusal by either
 /// rolls back both, so a refused client never spends the page's budget.
-pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Keys, limits: [&Window; 2]) -> Result<Recorded, Error> {
+pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, first_name: Option<&str>, keys: &Keys, limits: [&Window; 2]) -> Result<Recorded, Error> {
     let now = env.now_ms();
     let status = if page.double_opt_in { Status::Pending } else { Status::Subscribed };
     let method = if page.double_opt_in { "double" } else { "single" };
@@ -228,17 +263,25 @@ pub async fn record_signup(env: &impl Env, page: &Page, email: &Email, keys: &Ke
     let reserve = [Param::Text(&page.artist_id), Param::Text(&hash), Param::Int(now)];
     let hook = [Param::Text(&page.artist_id), Param::Text(&event_id), Param::Int(now)];
     let windows = Window::params_pair(limits[0], limits[1]);
-    let result = env
-        .db()
-        .batch(&[
-            Window::stmt_pair(&windows),
-            Stmt::new(INSERT_FAN, &insert),
-            Stmt::new(event_sql(), &existing[..10]),
-            Stmt::new(update_existing(), &existing),
-            Stmt::new(shared::outbox::FAN_EVENT, &hook),
-            Stmt::new(crate::confirm::RESERVE, &reserve),
-        ])
-        .await;
+    let name_enc = match first_name {
+        Some(name) => Some(keys.encrypt(name.as_bytes(), shared::capture::fan_name_context(&page.artist_id, &hash).as_bytes())?),
+        None => None,
+    };
+    let name = name_enc.as_deref().map(|enc| [Param::Text(&page.artist_id), Param::Text(&hash), Param::Text(enc), Param::Int(now)]);
+    let mut stmts = Vec::with_capacity(7);
+    stmts.extend([
+        Window::stmt_pair(&windows),
+        Stmt::new(INSERT_FAN, &insert),
+        Stmt::new(event_sql(), &existing[..10]),
+        Stmt::new(update_existing(), &existing),
+    ]);
+    // Only when a name is given: signups without one keep their six statements.
+    if let Some(name) = &name {
+        stmts.push(Stmt::new(UPSERT_NAME, name));
+    }
+    // These two last: their results are read from the end below.
+    stmts.extend([Stmt::new(shared::outbox::FAN_EVENT, &hook), Stmt::new(crate::confirm::RESERVE, &reserve)]);
+    let result = env.db().batch(&stmts).await;
     let mut results = match result {
         Ok(r) => r,
         Err(e) if ratelimit::is_refusal(&e) => return Err(ratelimit::refusal(env, &limits).await),

@@ -10,7 +10,11 @@ const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 const TOKEN_KEYS: &str = "t1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
 
 fn env() -> NativeEnv {
-    let mut env = NativeEnv::memory().unwrap();
+    env_on(NativeEnv::memory().unwrap())
+}
+
+/// The fixture artists and pages in `env`'s database.
+fn env_on(mut env: NativeEnv) -> NativeEnv {
     env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY).set_var("token_keys", TOKEN_KEYS);
     env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Nova <news@nova.example>");
     env.client.ip = Some("203.0.113.7".parse().unwrap());
@@ -77,6 +81,9 @@ fn the_age_notice_follows_min_age() {
     let mut env = env();
     for (value, notice) in [("13", Some("Not for children under 13.")), ("0", None), ("lots", Some("Not for children under 16."))] {
         env.set_var("min_age", value);
+        // Settings are fixed for an instance's life; the cached page was
+        // rendered under the previous value.
+        crate::store::forget_pages();
         let html = text(&send(&env, Method::GET, "/s/other", None, b""));
         assert_eq!(notice.is_some_and(|n| html.contains(n)), notice.is_some(), "min_age = {value}");
         assert_eq!(html.contains("Not for children"), notice.is_some(), "min_age = {value}");
@@ -557,4 +564,214 @@ fn capture_pages_are_cached_for_thirty_seconds() {
     assert!(text(&send(&env, Method::GET, "/s/tour", None, b"")).contains("Tour news"), "served from the instance's cache");
     env.advance_secs(31);
     assert!(text(&send(&env, Method::GET, "/s/tour", None, b"")).contains("Tour dates"), "an edit shows within 30 s");
+}
+
+// ------------------------------------------------------------ the look
+
+/// Page `tour` (artist a1) with an image, colours, a message and the
+/// first-name field.
+fn with_look(env: &NativeEnv) {
+    env.db
+        .conn()
+        .execute(
+            "INSERT INTO capture_page_looks (page_id, artist_id, artist_image_url, background, button, message, ask_first_name, updated_at) \
+             VALUES ('p1', 'a1', 'https://img.example/nova.jpg', '#1e1b4b', '#facc15', 'New album <May>!\nSign up for the pre-sale.', 1, 0)",
+            [],
+        )
+        .unwrap();
+    crate::store::forget_pages();
+}
+
+/// The text of every `<style>` block, in order.
+fn style_blocks(html: &str) -> Vec<&str> {
+    html.split("<style>").skip(1).map(|s| &s[..s.find("</style>").unwrap()]).collect()
+}
+
+#[test]
+fn a_look_shows_the_image_message_and_colours_under_the_pages_own_policy() {
+    let env = env();
+    with_look(&env);
+    let res = send(&env, Method::GET, "/s/tour", None, b"");
+    assert_eq!(res.status(), 200);
+    let html = text(&res);
+    assert!(html.contains("<img class=\"hero\" src=\"https://img.example/nova.jpg\" alt=\"Nova &amp; the Tides\" width=\"640\" height=\"640\">"), "{html}");
+    assert!(html.contains("<p class=\"msg\">New album &lt;May&gt;!\nSign up for the pre-sale.</p>"), "message escaped, line kept");
+    assert!(html.contains("name=\"first_name\"") && html.contains("autocomplete=\"given-name\""));
+    assert!(html.contains("We do not keep your IP address"), "the location notice stays");
+    let blocks = style_blocks(&html);
+    assert_eq!(blocks.len(), 2, "the page's stylesheet and the artist's colours");
+    assert_eq!(blocks[0], shared::capture::CSS);
+    assert!(blocks[1].contains("body{background:#1e1b4b;color:#ffffff}") && blocks[1].contains("button{background:#facc15;color:#111111}"), "{}", blocks[1]);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    for block in &blocks {
+        assert!(csp.contains(&format!("'{}'", shared::capture::style_hash(block))), "{csp} lacks the hash of {block}");
+    }
+    assert!(!csp.contains("unsafe") && csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!html.contains("<script") && !html.contains(" style="), "no script, no inline style attribute");
+    for tag in [
+        "<link rel=\"canonical\" href=\"https://fans.example/s/tour\">",
+        "<meta property=\"og:url\" content=\"https://fans.example/s/tour\">",
+        "<meta property=\"og:title\" content=\"Tour news\">",
+        "<meta property=\"og:image\" content=\"https://img.example/nova.jpg\">",
+        "<meta name=\"twitter:card\" content=\"summary_large_image\">",
+        "<meta property=\"og:description\" content=\"New album &lt;May&gt;!\nSign up for the pre-sale.\">",
+    ] {
+        assert!(html.contains(tag), "{tag}");
+    }
+    assert!(html.len() < 15 * 1024, "page is {} bytes", html.len());
+}
+
+#[test]
+fn a_plain_page_has_one_stylesheet_and_summary_card() {
+    let env = env();
+    let res = send(&env, Method::GET, "/s/tour", None, b"");
+    let html = text(&res);
+    assert_eq!(style_blocks(&html), [shared::capture::CSS]);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains(&format!("style-src '{}';", shared::capture::CSS_HASH)), "{csp}");
+    assert!(html.contains("<meta name=\"twitter:card\" content=\"summary\">") && !html.contains("og:image"));
+    assert!(html.contains("<meta property=\"og:description\" content=\"Join Nova &amp; the Tides&#39;s mailing list.\">"));
+    assert!(!html.contains("name=\"first_name\"") && !html.contains("class=\"hero\""));
+}
+
+#[test]
+fn a_stored_look_that_no_longer_passes_is_left_out_and_logged() {
+    let env = env();
+    env.db
+        .conn()
+        .execute(
+            "INSERT INTO capture_page_looks (page_id, artist_id, artist_image_url, background, button, message, ask_first_name, updated_at) \
+             VALUES ('p1', 'a1', 'http://img.example/a.jpg', '#777777', '#000000', 'Hi', 0, 0)",
+            [],
+        )
+        .unwrap();
+    let res = send(&env, Method::GET, "/s/tour", None, b"");
+    let html = text(&res);
+    assert_eq!(res.status(), 200);
+    assert!(!html.contains("img.example") && style_blocks(&html).len() == 1 && html.contains("<p class=\"msg\">Hi</p>"));
+    assert_eq!(env.errors.borrow().len(), 2, "{:?}", env.errors.borrow());
+}
+
+#[test]
+fn another_artists_look_is_not_applied() {
+    let env = env();
+    // A look row naming page p1 but artist a2 (no code writes this; the
+    // join requires both).
+    env.db
+        .conn()
+        .execute("INSERT INTO capture_page_looks (page_id, artist_id, message, ask_first_name, updated_at) VALUES ('p1', 'a2', 'Not yours', 1, 0)", [])
+        .unwrap();
+    let html = text(&send(&env, Method::GET, "/s/tour", None, b""));
+    assert!(!html.contains("Not yours") && !html.contains("first_name"));
+}
+
+// ------------------------------------------------------------ first names
+
+fn name_rows(env: &NativeEnv) -> Vec<(String, String, String)> {
+    let conn = env.db.conn();
+    let mut stmt = conn.prepare("SELECT n.fan_id, n.artist_id, n.name_enc FROM fan_names n ORDER BY n.updated_at").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+}
+
+fn decrypted_name(env: &NativeEnv, email: &str) -> Option<String> {
+    let keys = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
+    let hash = keys.blind_index("a1", email);
+    let enc: Option<String> =
+        env.db.conn().query_row("SELECT n.name_enc FROM fan_names n JOIN fans f ON f.id = n.fan_id WHERE f.email_hash = ?1", [&hash], |r| r.get(0)).ok();
+    enc.map(|e| String::from_utf8(keys.decrypt(&e, shared::capture::fan_name_context("a1", &hash).as_bytes()).unwrap()).unwrap())
+}
+
+#[test]
+fn a_first_name_is_stored_encrypted_and_only_when_given() {
+    let dir = std::env::temp_dir().join(format!("signup-names-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("db.sqlite");
+    let _ = std::fs::remove_file(&file);
+    let mut base = NativeEnv::memory().unwrap();
+    base.db = std::rc::Rc::new(shared::adapters::native::SqliteDb::open(&file).unwrap());
+    let env = env_on(base);
+    with_look(&env);
+    assert_eq!(form(&env, "tour", "email=plain%40example.com&consent=yes").status(), 200);
+    assert!(name_rows(&env).is_empty(), "no name given, no row");
+    let res = form(&env, "tour", "first_name=+Zo%C3%ABlle+&email=zoe%40example.com&consent=yes");
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    assert_eq!(decrypted_name(&env, "zoe@example.com").as_deref(), Some("Zoëlle"), "trimmed");
+    let rows = name_rows(&env);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, "a1");
+    let keys = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
+    let other_hash = keys.blind_index("a1", "plain@example.com");
+    assert!(keys.decrypt(&rows[0].2, shared::capture::fan_name_context("a1", &other_hash).as_bytes()).is_err(), "bound to its fan");
+    // The JSON API, and a re-signup with another name replaces it.
+    let res = json(&env, r#"{"page":"tour","email":"ZOE@example.com","consent":true,"first_name":"Zoe"}"#);
+    assert_eq!(res.status(), 200, "{}", text(&res));
+    assert_eq!(decrypted_name(&env, "zoe@example.com").as_deref(), Some("Zoe"));
+    assert_eq!(name_rows(&env).len(), 1);
+    // Not one byte of either name in the database file (WAL included).
+    drop(env);
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in ["Zoëlle".as_bytes(), b"Zoe\0", b"\"Zoe\""] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{needle:?} in the file");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_first_name_is_refused_and_nothing_is_stored() {
+    let env = env();
+    with_look(&env);
+    let long = "n".repeat(65);
+    for (body, what) in [
+        (format!("first_name={long}&email=a%40example.com&consent=yes"), "64 characters"),
+        ("first_name=A%0AB&email=a%40example.com&consent=yes".to_owned(), "one line"),
+    ] {
+        let res = form(&env, "tour", &body);
+        assert_eq!(res.status(), 422);
+        let html = text(&res);
+        assert!(html.contains(what) && html.contains("value=\"a@example.com\""), "{html}");
+    }
+    let res = json(&env, r#"{"page":"other","email":"a@example.com","consent":true,"first_name":"Ann"}"#);
+    assert_eq!(res.status(), 422, "page `other` doesn't ask for a first name");
+    let v: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
+    assert_eq!(v["error"]["field"], "first_name");
+    assert_eq!(count(&env, "SELECT count(*) FROM fans"), 0);
+    assert!(name_rows(&env).is_empty());
+    // The name typed is kept when something else is wrong.
+    let html = text(&form(&env, "tour", "first_name=Ann&email=a%40example.com"));
+    assert!(html.contains("value=\"Ann\"") && html.contains("tick the box"));
+}
+
+#[test]
+fn the_name_is_written_in_the_signups_own_batch() {
+    let mut env = env();
+    with_look(&env);
+    env.set_var("signup_ip_limit", "1/600");
+    assert_eq!(json(&env, r#"{"page":"tour","email":"one@example.com","consent":true,"first_name":"One"}"#).status(), 200);
+    // The rate limit fails the batch: the name goes with it.
+    assert_eq!(json(&env, r#"{"page":"tour","email":"two@example.com","consent":true,"first_name":"Two"}"#).status(), 429);
+    assert_eq!(name_rows(&env).len(), 1);
+    assert_eq!(decrypted_name(&env, "two@example.com"), None);
+    // Erasing the fan (the dashboard deletes the fan row) takes the name.
+    env.db.conn().execute("DELETE FROM fans", []).unwrap();
+    assert!(name_rows(&env).is_empty());
+}
+
+// ------------------------------------------------------------ QR code
+
+#[test]
+fn the_qr_code_is_the_pages_public_url() {
+    let env = env();
+    let res = send(&env, Method::GET, "/s/tour/qr.svg", None, b"");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    assert_eq!(res.headers()["cache-control"], "public, max-age=86400");
+    assert_eq!(text(&res), shared::qr::Code::encode(b"https://fans.example/s/tour").unwrap().svg());
+    let head = send(&env, Method::HEAD, "/s/tour/qr.svg", None, b"");
+    assert_eq!((head.status().as_u16(), head.body().len()), (200, 0));
+    let missing = send(&env, Method::GET, "/s/nope/qr.svg", None, b"");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(text(&missing), text(&send(&env, Method::GET, "/s/nope", None, b"")), "the page's own 404");
+    assert_eq!(send(&env, Method::POST, "/s/tour/qr.svg", None, b"").status(), 405);
 }

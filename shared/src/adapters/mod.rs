@@ -19,11 +19,19 @@ pub mod spin;
 /// absolute path, so a function crate lists `worker` / `spin-sdk` as optional
 /// dependencies switched on by its `cloudflare` / `spin` features; its
 /// source never names them.
+///
+/// The expansion is gated again on the *calling* crate's own feature (a
+/// `cfg` in a macro's output is read in the crate it lands in): a
+/// function's sources built as a plain library for another function
+/// (`functions/links/lib`, for the dashboard) have no platform feature on,
+/// so they neither name an SDK they don't depend on nor add a second
+/// entry point.
 #[cfg(feature = "cloudflare")]
 #[macro_export]
 macro_rules! export {
     ($handler:path) => {
         // The module's `fetch` export, which tools/worker-shim.js calls.
+        #[cfg(feature = "cloudflare")]
         #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = fetch)]
         pub fn stagedoor_fetch(req: ::worker::web_sys::Request, env: ::worker::Env, ctx: ::worker::worker_sys::Context) -> ::worker::wasm_bindgen::JsValue {
             $crate::adapters::cloudflare::serve(req, env, ctx, |req, platform| async move { $handler(req, &platform).await })
@@ -37,6 +45,7 @@ macro_rules! export {
     ($handler:path) => {
         // The response goes out through the outparam before deferred work
         // runs: wasi-http lets the component keep running after it.
+        #[cfg(feature = "spin")]
         #[::spin_sdk::http_component]
         async fn stagedoor_handle(req: ::spin_sdk::http::IncomingRequest, out: ::spin_sdk::http::ResponseOutparam) {
             match $crate::adapters::spin::Platform::prepare(req).await {
@@ -72,6 +81,7 @@ macro_rules! export_scheduled {
         $crate::export!($handler);
 
         // The module's `scheduled` export (tools/worker-shim.js).
+        #[cfg(feature = "cloudflare")]
         #[::worker::wasm_bindgen::prelude::wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, js_name = scheduled)]
         pub fn stagedoor_scheduled(
             _controller: ::worker::wasm_bindgen::JsValue,

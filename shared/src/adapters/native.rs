@@ -35,6 +35,9 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_webhooks.sql", include_str!("../../../schema/0011_webhooks.sql")),
     ("0012_privacy_requests.sql", include_str!("../../../schema/0012_privacy_requests.sql")),
     ("0013_workspace_deletions.sql", include_str!("../../../schema/0013_workspace_deletions.sql")),
+    ("0014_aggregates.sql", include_str!("../../../schema/0014_aggregates.sql")),
+    ("0015_consent_versions.sql", include_str!("../../../schema/0015_consent_versions.sql")),
+    ("0016_capture_page_looks.sql", include_str!("../../../schema/0016_capture_page_looks.sql")),
 ];
 
 /// Drives a future whose I/O is synchronous to completion.

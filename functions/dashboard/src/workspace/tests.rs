@@ -51,6 +51,7 @@ fn world() -> World {
              INSERT INTO artist_settings VALUES ('{artist}', 0);
              INSERT INTO erasures VALUES ('{p}-erasure', '{artist}', 0, '{p}-owner', 'artist');
              INSERT INTO rate_windows (key, slot, count, lim, expires_at) VALUES ('signup-page:{p}-page', 1, 1, 1000, {soon});
+             INSERT INTO consent_versions VALUES ('{artist}', '{p}-page', 'v1', 'Send me news.', NULL, 0), ('{artist}', '{p}-page', 'v2', 'Send me {p} tour news.', 'h', 0);
              INSERT INTO webhook_endpoints (id, artist_id, url, events, secret_enc, created_at, updated_at)
                VALUES ('{p}-endpoint', '{artist}', 'https://crm.{p}.example/hook', 'fan.subscribed link.created', 'k1.secret-{p}', 0, 0);",
             hash = shared::crypto::sha256_hex(if p == "nova" { NOVA_TOKEN.as_bytes() } else { b"sd_other" }),
@@ -220,8 +221,13 @@ fn deletion_removes_every_way_in_at_once_and_leaves_the_other_artist_alone() {
         assert_eq!(about(&after[t], "nova-"), Vec::<String>::new(), "{t} still reaches the deleted workspace");
     }
     assert_eq!(count(&w, "SELECT count(*) FROM sign_in_links WHERE user_id LIKE 'nova-%'"), 0);
+    // The dashboard's counts (schema/0014) go at once: only it read them.
+    for t in ["agg_fan_status", "agg_fan_place", "agg_fan_page", "agg_consent_daily", "agg_link_daily", "agg_link_artist_daily"] {
+        assert!(!about(&before[t], "art-nova").is_empty(), "{t}: the world counts something of the workspace");
+        assert_eq!(about(&after[t], "art-nova"), Vec::<String>::new(), "{t} still counts the deleted workspace");
+    }
     assert!(about(&after["rate_windows"], "nova-page").is_empty(), "the page's rate-limit windows");
-    for t in ["consent_events", "mail_log", "fan_restrictions", "erasures", "artist_settings", "artists"] {
+    for t in ["consent_events", "consent_versions", "mail_log", "fan_restrictions", "erasures", "artist_settings", "artists"] {
         assert_eq!(about(&after[t], "nova"), about(&before[t], "nova"), "{t} is kept until the purge");
     }
     // The fans too; the schema forgets their source page with the page.
@@ -261,6 +267,9 @@ fn the_export_holds_every_kind_of_record() {
     );
     assert_eq!(page["double_opt_in"], true);
     assert_eq!(page["created_at"], "1970-01-01T00:00:00Z");
+    let texts: Vec<(&str, &str)> =
+        page["consent_versions"].as_array().unwrap().iter().map(|v| (v["version"].as_str().unwrap(), v["consent_text"].as_str().unwrap())).collect();
+    assert_eq!(texts, [("v1", "Send me news."), ("v2", "Send me nova tour news.")], "every wording fans agreed to");
     let link = &doc["links"][0];
     assert_eq!((link["slug"].as_str(), link["definition"]["targets"][0]["platform"].as_str()), (Some("nova-night"), Some("spotify")));
     let endpoint = &doc["webhook_endpoints"][0];

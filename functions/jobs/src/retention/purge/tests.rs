@@ -25,6 +25,10 @@ fn seed(env: &NativeEnv, p: &str, fans: usize) {
         "INSERT INTO artists VALUES ('{p}-artist', '{p} band', 0);
          INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
            VALUES ('{p}-page', '{p}-artist', '{p}-page-slug', 'List', 'Send me news.', 'v1', 0, 0, 0);
+         INSERT INTO consent_versions (artist_id, page_id, version, consent_text, consent_sha256, created_at)
+           VALUES ('{p}-artist', '{p}-page', 'v1', 'Send me news.', NULL, 0);
+         INSERT INTO capture_page_looks (page_id, artist_id, artist_image_url, background, button, message, ask_first_name, updated_at)
+           VALUES ('{p}-page', '{p}-artist', 'https://{p}.example/a.jpg', '#1e1b4b', '#facc15', 'Hi', 1, 0);
          INSERT INTO links (id, artist_id, slug, definition, created_at, updated_at) VALUES ('{p}-link', '{p}-artist', '{p}-link-slug', '{{}}', 0, 0);
          INSERT INTO link_stats (link_id, artist_id, day, kind, platform, country, referrer, device, count)
            VALUES ('{p}-link', '{p}-artist', '{today}', 'view', '', '', '', 'ios', 1);
@@ -53,6 +57,7 @@ fn seed(env: &NativeEnv, p: &str, fans: usize) {
              INSERT INTO mail_events (id, fan_id, artist_id, kind, bounce_type, provider, provider_msg_id, at)
                VALUES ('{p}-mail-event-{i}', '{p}-fan-{i}', '{p}-artist', 'bounce', 'transient', 'resend', 'x', {now});
              INSERT INTO fan_restrictions VALUES ('{p}-fan-{i}', '{p}-artist', {now}, '{p}-user');
+             INSERT INTO fan_names VALUES ('{p}-fan-{i}', '{p}-artist', 'k1.name', {now});
              INSERT INTO privacy_requests (id, artist_id, fan_id, kind, token_hash, created_at, expires_at)
                VALUES ('{p}-privacy-{i}', '{p}-artist', '{p}-fan-{i}', 'access', '{p}-privacy-hash-{i}', {now}, {later});
              INSERT INTO webhook_messages (id, artist_id, endpoint_id, event_id, type, fan_id, payload, status, next_at, created_at)
