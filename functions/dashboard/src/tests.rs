@@ -27,13 +27,20 @@ fn user_index(email: &str) -> String {
     keys().blind_index("users", email)
 }
 
-fn world() -> World {
+/// An empty database with the suite's keys and settings, and the stand-in
+/// mail provider they point at (every dashboard test module starts here).
+pub(crate) fn mail_and_env() -> (Recorder, NativeEnv) {
     let mail = Recorder::start().unwrap();
     let mut env = NativeEnv::memory().unwrap();
     env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
     env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Stagedoor <a@example.com>");
     env.set_var("email_api_base", &mail.url);
     env.client.ip = Some("203.0.113.7".parse().unwrap());
+    (mail, env)
+}
+
+fn world() -> World {
+    let (mail, env) = mail_and_env();
     let conn = env.db.conn();
     conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();
     for (id, artist, email, role) in

@@ -24,12 +24,7 @@ struct World {
 }
 
 fn world() -> World {
-    let mail = Recorder::start().unwrap();
-    let mut env = NativeEnv::memory().unwrap();
-    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
-    env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Stagedoor <a@example.com>");
-    env.set_var("email_api_base", &mail.url);
-    env.client.ip = Some("203.0.113.7".parse().unwrap());
+    let (mail, env) = crate::tests::mail_and_env();
     let k = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
     let conn = env.db.conn();
     conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();

@@ -28,12 +28,7 @@ fn day(env: &NativeEnv, back: i64) -> String {
 /// Artist two (`a2`): 1,111 fans in Berlin and 4,321 clicks, numbers that
 /// would show if a query forgot whose data it reads.
 fn world() -> World {
-    let mail = Recorder::start().unwrap();
-    let mut env = NativeEnv::memory().unwrap();
-    env.set_var("data_keys", DATA_KEYS).set_var("index_key", INDEX_KEY);
-    env.set_var("public_base_url", "https://fans.example").set_var("email_api_key", "re_test").set_var("email_from", "Stagedoor <a@example.com>");
-    env.set_var("email_api_base", &mail.url);
-    env.client.ip = Some("203.0.113.7".parse().unwrap());
+    let (mail, env) = crate::tests::mail_and_env();
     let k = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
     let (today, yesterday, long_ago) = (day(&env, 0), day(&env, 1), day(&env, 60));
     let now = env.now_ms();
