@@ -206,8 +206,9 @@ lint:
 	cargo fmt --check
 	cargo clippy --quiet --workspace --all-targets --features shared/native -- -D warnings
 
-# The Workers entry module (tools/worker-shim.js).
-test-js:
+# The Workers entry module (tools/worker-shim.js) and the generated service
+# marks (tools/icons.mjs reads the pinned simple-icons package).
+test-js: npm
 	node --test tools/
 
 test-native: geo-test-data
