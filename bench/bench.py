@@ -203,6 +203,7 @@ class Target:
         self.note = ""
         self.cells = {}
         self.rows_read = None  # routes.json `rows_read`: counted after the check
+        self.page_bytes = None  # an HTML answer's size, from the check
 
     def skip(self, why):
         self.status, self.note = "skipped", why
@@ -216,6 +217,7 @@ class Target:
             "baseline": self.baseline, "method": self.method, "path": self.path or None,
             "status": self.status, "note": self.note, "cells": self.cells,
             **({"rows_read": self.rows_read} if self.rows_read else {}),
+            **({"page_bytes": self.page_bytes} if self.page_bytes else {}),
         }
 
 
@@ -304,6 +306,8 @@ def verify(runtime, t):
             return f"{t.method} {path}: Location {hdrs.get('location')!r}, expected {exp['location']!r}"
         if "body_contains" in exp and exp["body_contains"] not in text:
             return f"{t.method} {path}: body lacks {exp['body_contains']!r}: {text[:200]!r}"
+        if t.kind == "route" and hdrs.get("content-type", "").startswith("text/html"):
+            t.page_bytes = len(text.encode("utf-8"))
     t.offset += repeat
     if rows_sql:
         # A component may answer first and write after (Spin): give the
@@ -1467,6 +1471,7 @@ def markdown(report):
     lines += drop_section(report)
     lines += export_table(report)
     lines += rows_read_table(report)
+    lines += page_sizes_table(report)
     lines += ["", "Chart: `bench/results/latest.png`; raw runs: `bench/results/latest.json`. How to read this: `bench/README.md`."]
     return "\n".join(lines) + "\n"
 
@@ -1500,6 +1505,19 @@ def export_table(report):
         lines.append("")
         lines.append(f"{MARKS[n - 1]} derived from the code's paging, not counted (the bench cannot count D1 queries): {how}; "
                      "plus one session write when the session was last seen over a minute before.")
+    return lines
+
+
+def page_sizes_table(report):
+    rows = [(name, t) for name, rt in report["runtimes"].items() for t in rt.get("targets", []) if t.get("page_bytes")]
+    if not rows:
+        return []
+    lines = ["", "## Page sizes", "",
+             "The HTML each page route answered in its check, inline styles included (images are separate requests); "
+             "the fan pages' limit is 15 KB.", "",
+             "| runtime | page | bytes |", "|---|---|--:|"]
+    for name, t in rows:
+        lines.append(f"| {'Workers' if name == 'workers' else 'Spin'} | {t['title']} | {t['page_bytes']:,} |")
     return lines
 
 
