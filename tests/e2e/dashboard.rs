@@ -120,8 +120,13 @@ fn hidden(html: &str, name: &str) -> Result<String, String> {
     Ok(rest[..rest.find('"').unwrap_or(0)].to_owned())
 }
 
-fn location(res: &Res) -> String {
+pub(crate) fn location(res: &Res) -> String {
     res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// A dashboard form's body: the CSRF token, then `fields` percent-encoded.
+pub(crate) fn form(csrf: &str, fields: &[(&str, &str)]) -> String {
+    fields.iter().fold(format!("csrf={csrf}"), |acc, (k, v)| format!("{acc}&{k}={}", shared::httpx::percent_encode(v)))
 }
 
 /// Sign-in links mailed to `to`, oldest first, as paths.

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use crate::cases::{body, Case, Res};
-use crate::dashboard::{add_user, Browser};
+use crate::dashboard::{add_user, form, location, Browser};
 use crate::ensure;
 use crate::runtime::{Kind, Target};
 
@@ -20,18 +20,6 @@ pub const ALL: &[(&str, Case)] =
 /// the old definition. Local KV has no propagation delay; Spin reads KV
 /// on every request.
 const STALE: Duration = Duration::from_secs(40);
-
-fn enc(s: &str) -> String {
-    shared::httpx::percent_encode(s)
-}
-
-fn form(csrf: &str, fields: &[(&str, &str)]) -> String {
-    fields.iter().fold(format!("csrf={csrf}"), |acc, (k, v)| format!("{acc}&{k}={}", enc(v)))
-}
-
-fn location(res: &Res) -> String {
-    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
 
 fn public(t: &Target, path: &str) -> Result<Res, String> {
     t.send("GET", path, &[(t.ip_header(), "198.51.100.251"), ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) e2e-link-editor")], b"")

@@ -7,8 +7,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cases::{body, Case, Res};
-use crate::dashboard::{add_user, fan_id, signup, Browser};
+use crate::cases::{body, Case};
+use crate::dashboard::{add_user, fan_id, form, location, signup, Browser};
 use crate::ensure;
 use crate::runtime::{Kind, Target};
 
@@ -20,18 +20,6 @@ const V2: &str = "Email me news and presale codes from E2E Band.";
 /// Signup's page cache (functions/signup/src/store.rs PAGE_CACHE_TTL_MS)
 /// plus slack: how long a Workers isolate may show the old page.
 const STALE: Duration = Duration::from_secs(40);
-
-fn enc(s: &str) -> String {
-    shared::httpx::percent_encode(s)
-}
-
-fn form(csrf: &str, fields: &[(&str, &str)]) -> String {
-    fields.iter().fold(format!("csrf={csrf}"), |acc, (k, v)| format!("{acc}&{k}={}", enc(v)))
-}
-
-fn location(res: &Res) -> String {
-    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
-}
 
 /// The evidence of a fan's first consent event: (version, hash).
 fn evidence(t: &Target, fan: &str) -> Result<(String, String), String> {
