@@ -9,6 +9,7 @@
 //! `Location` header and an HTML attribute get through.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 pub use shared::url::check_https as check_url;
 use shared::{Error, ErrorKind};
@@ -242,11 +243,13 @@ pub struct Definition {
 }
 
 /// A link as the redirect path uses it, read from KV or the database.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Link {
     pub id: String,
     pub artist_id: String,
     pub def: Definition,
+    /// Its landing page, rendered at the first view (see `page::landing`).
+    pub page: OnceCell<crate::page::Prebuilt>,
 }
 
 impl Link {
@@ -275,7 +278,7 @@ impl Link {
             return Err(Error::internal("cached link lacks its id"));
         };
         let def = Definition::from_json(v.get("link").unwrap_or(&Json::Null), None).map_err(|e| Error::internal(e.message))?;
-        Ok(Link { id, artist_id, def })
+        Ok(Link { id, artist_id, def, page: OnceCell::new() })
     }
 }
 

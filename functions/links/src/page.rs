@@ -83,22 +83,72 @@ fn rank(p: Platform, visit: &Visit) -> u8 {
 
 /// The landing page. Cached by the fan's browser only: its order depends
 /// on their device, cookie and country, so a shared cache would hand one
-/// fan's order to the next.
+/// fan's order to the next. Everything that does not depend on the fan is
+/// rendered once per cached link ([`Prebuilt`]); a request only orders the
+/// buttons and adds its query.
 pub fn landing(link: &Link, visit: &Visit, origin: &str, head: bool) -> Response {
-    let theme = link.def.theme.map(|t| theme_css(&t));
-    let mut res = html(StatusCode::OK, if head { String::new() } else { render(link, visit, origin, theme.as_deref()) });
-    let h = res.headers_mut();
-    if let Some(css) = &theme {
-        // Built from validated hex colours only, so always a valid value.
-        if let Ok(v) = HeaderValue::from_str(&themed_csp(css)) {
-            h.insert(header::CONTENT_SECURITY_POLICY, v);
+    let fresh;
+    let pre = match link.page.get() {
+        Some(pre) if pre.origin == origin => pre,
+        // Another host name than the first one seen (rare: one origin
+        // serves every route), rendered for this answer only.
+        Some(_) => {
+            fresh = Prebuilt::new(link, origin);
+            &fresh
         }
+        None => link.page.get_or_init(|| Prebuilt::new(link, origin)),
+    };
+    let mut res = html(StatusCode::OK, if head { String::new() } else { render(pre, link, visit) });
+    let h = res.headers_mut();
+    if let Some(csp) = &pre.csp {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp.clone());
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=60"));
     h.insert(header::VARY, HeaderValue::from_static("User-Agent, Cookie"));
     res
 }
 
+/// A link's landing page without the fan: the head and heading as one
+/// string, each button around the two places a request fills in (its
+/// highlight and its query), and a themed page's policy. Lives with the
+/// link in the isolate's cache, so it is rebuilt when the link is.
+#[derive(Debug, Clone)]
+pub struct Prebuilt {
+    /// The origin the canonical URL and `og:url` were written for.
+    origin: String,
+    head: String,
+    /// Per target, in the definition's order: `/l/{slug}/{key}` and what
+    /// follows the query up to `</span>`.
+    buttons: Vec<(String, String)>,
+    csp: Option<HeaderValue>,
+}
+
+impl Prebuilt {
+    pub fn new(link: &Link, origin: &str) -> Prebuilt {
+        let theme = link.def.theme.map(|t| theme_css(&t));
+        // Built from validated hex colours only, so always a valid value.
+        let csp = theme.as_deref().and_then(|css| HeaderValue::from_str(&themed_csp(css)).ok());
+        let buttons = link
+            .def
+            .targets
+            .iter()
+            .map(|t| {
+                let mut href = String::with_capacity(link.def.slug.len() + 20);
+                href.push_str("/l/");
+                href.push_str(&link.def.slug);
+                href.push('/');
+                href.push_str(t.platform.key());
+                let mut rest = String::with_capacity(900);
+                rest.push_str("\"><svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"");
+                rest.push_str(icons::PATHS[t.platform as usize]);
+                rest.push_str("\"/></svg><span>");
+                rest.push_str(&escape(t.label()));
+                (href, rest)
+            })
+            .collect();
+        Prebuilt { origin: origin.to_owned(), head: head(link, origin, theme.as_deref()), buttons, csp }
+    }
+}
 /// The artist's colours as a second stylesheet, after [`CSS`] so it wins in
 /// both colour schemes: the artist's look is the look. Text colours are the
 /// ones [`Theme`] derived for contrast, so nothing here can make text
@@ -164,12 +214,11 @@ fn verb(p: Platform) -> &'static str {
     }
 }
 
-fn render(link: &Link, visit: &Visit, origin: &str, theme: Option<&str>) -> String {
+/// Everything before the buttons: the document head and the heading.
+fn head(link: &Link, origin: &str, theme: Option<&str>) -> String {
     let d = &link.def;
     let artist = d.artist.as_deref().unwrap_or("");
-    let shown = ordered(link, visit);
-    let query = visit.forward_query();
-    let mut b = String::with_capacity(CSS.len() + theme.map_or(0, str::len) + 1024 + shown.len() * 900);
+    let mut b = String::with_capacity(CSS.len() + theme.map_or(0, str::len) + 1536);
     open(&mut b, &d.title);
     if !artist.is_empty() {
         b.push_str(" – ");
@@ -227,21 +276,31 @@ fn render(link: &Link, visit: &Visit, origin: &str, theme: Option<&str>) -> Stri
         b.push_str(&escape(artist));
         b.push_str("</p>");
     }
+    b
+}
+
+const TAIL: &str = "<small>The service you pick is remembered on this device (a cookie holding only its name) so it comes first next time. \
+     Visits are counted in total only: your IP address and browser details are not stored.</small></main></body></html>";
+
+fn render(pre: &Prebuilt, link: &Link, visit: &Visit) -> String {
+    let shown = ordered(link, visit);
+    let forward = visit.forward_query();
+    let query = escape(&forward);
+    let buttons: usize = pre.buttons.iter().map(|(href, rest)| href.len() + rest.len() + query.len() + 80).sum();
+    let mut b = String::with_capacity(pre.head.len() + buttons + TAIL.len() + 128);
+    b.push_str(&pre.head);
     if shown.is_empty() {
         b.push_str("<p role=\"status\">This release isn't on any of its services in your country yet.</p>");
     } else {
         b.push_str("<nav aria-label=\"Listen on\">");
         for t in shown {
+            // Targets are unique per service, so the index finds its pieces.
+            let Some((href, rest)) = link.def.targets.iter().position(|x| x.platform == t.platform).and_then(|i| pre.buttons.get(i)) else { continue };
             let picked = visit.remembered == Some(t.platform);
-            b.push_str(if picked { "<a class=\"on\" href=\"/l/" } else { "<a href=\"/l/" });
-            b.push_str(&d.slug);
-            b.push('/');
-            b.push_str(t.platform.key());
-            b.push_str(&escape(&query));
-            b.push_str("\"><svg viewBox=\"0 0 24 24\" aria-hidden=\"true\"><path d=\"");
-            b.push_str(icons::PATHS[t.platform as usize]);
-            b.push_str("\"/></svg><span>");
-            b.push_str(&escape(t.label()));
+            b.push_str(if picked { "<a class=\"on\" href=\"" } else { "<a href=\"" });
+            b.push_str(href);
+            b.push_str(&query);
+            b.push_str(rest);
             if picked {
                 b.push_str("<i class=\"vh\">, your last pick</i>");
             }
@@ -251,10 +310,7 @@ fn render(link: &Link, visit: &Visit, origin: &str, theme: Option<&str>) -> Stri
         }
         b.push_str("</nav>");
     }
-    b.push_str(
-        "<small>The service you pick is remembered on this device (a cookie holding only its name) so it comes first next time. \
-         Visits are counted in total only: your IP address and browser details are not stored.</small></main></body></html>",
-    );
+    b.push_str(TAIL);
     b
 }
 

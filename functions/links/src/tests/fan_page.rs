@@ -221,6 +221,16 @@ fn the_page_stays_small_and_its_policy_names_exactly_its_stylesheets() {
     assert_eq!(header(&plain, "content-security-policy"), crate::page::CSP);
     assert_eq!(style_blocks(&text(&plain)), [crate::page::CSS]);
     assert!(text(&plain).contains("<meta property=\"og:url\" content=\"http://localhost:8787/l/night-drive\">"), "http only on this machine");
+    // The page is rendered once per cached link, for the first origin
+    // seen; another host name still gets its own URLs, and the first one
+    // its cached page, policy included.
+    for host in ["other.example", "fans.example"] {
+        let again = t.get("/l/full-house", &[("user-agent", DESKTOP), ("host", host)]);
+        let html = text(&again);
+        assert!(html.contains(&format!("<link rel=\"canonical\" href=\"https://{host}/l/full-house\">")), "{host}");
+        assert_eq!(header(&again, "content-security-policy"), csp, "{host}");
+        assert!(!html.contains("class=\"on\"") && !html.contains("utm_"), "nothing of the first visit's fan: {host}");
+    }
 }
 
 // Real user agents of each app's in-app browser (2024–2025 builds).
