@@ -207,14 +207,18 @@ api-token: npm
 # 17 minutes of CPU on 2 cores) is built at the lowest priority while the
 # other suites run, so it takes the cores they leave idle (single-threaded
 # LTO links, the browser suite's waits); the end-to-end suite waits for
-# it. A failure anywhere stops the background build too.
+# it. `set -m` gives it a process group to stop it by (a failure or an
+# interrupt anywhere stops it too) while keeping it in this session: a
+# session of its own would be a scheduling group of its own, where its
+# nice value counts for nothing against the suites.
 test:
-	@mkdir -p target; log=target/spin-host-build.log; \
-	setsid nice -n 19 $(MAKE) --no-print-directory spin-host >$$log 2>&1 & host=$$!; \
-	stop() { kill -- -$$host 2>/dev/null || true; wait $$host 2>/dev/null || true; }; \
-	$(MAKE) --no-print-directory lint test-js test-native test-browser build-spin geo-test-data || { stop; exit 1; }; \
-	echo "make test: waiting for the Spin test host (built in the background, log: $$log)"; \
+	@set -m; mkdir -p target; log=target/spin-host-build.log; \
+	nice -n 19 $(MAKE) --no-print-directory spin-host >$$log 2>&1 & host=$$!; \
+	trap 'kill -- -$$host 2>/dev/null || true' EXIT; \
+	$(MAKE) --no-print-directory lint test-js test-native test-browser build-spin geo-test-data; \
+	echo "make test: waiting for the Spin test host (built in the background, log: $$log)"; waited=$$(date +%s); \
 	wait $$host || { cat $$log; echo "make test: building the Spin test host failed" >&2; exit 1; }; \
+	echo "make test: waited $$(( $$(date +%s) - waited )) s for the Spin test host"; \
 	$(MAKE) --no-print-directory e2e-suite
 
 # Formatting and clippy, warnings as errors (rustfmt.toml, clippy.toml).
