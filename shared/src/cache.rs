@@ -14,18 +14,51 @@
 //! time. A clock that goes backwards counts as expiry: serving data of
 //! unknown age would break the staleness bound callers rely on.
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
+
+use crate::Env;
+
+/// How long an instance keeps a capture page or a smart link, unless the
+/// `instance_cache_seconds` setting says otherwise.
+pub const DEFAULT_INSTANCE_SECONDS: i64 = 30;
+/// The most the setting may ask: what an edit or a deletion may wait for.
+pub const MAX_INSTANCE_SECONDS: i64 = 300;
+
+thread_local! {
+    static INSTANCE_TTL_MS: OnceCell<i64> = const { OnceCell::new() };
+}
+
+/// How long the instance caches keep an entry (capture pages in signup,
+/// link definitions in links): the `instance_cache_seconds` setting, 0 to
+/// 300 (default 30). Read once per instance, so the hot paths pay nothing
+/// for it; a value out of range or unreadable is the default. Edits and
+/// deletions reach every fan within this time on Workers; the dashboard
+/// says so with the same number.
+pub fn instance_ttl_ms(env: &impl Env) -> i64 {
+    INSTANCE_TTL_MS.with(|ttl| {
+        *ttl.get_or_init(|| {
+            let secs = env.var("instance_cache_seconds").and_then(|v| v.trim().parse::<i64>().ok());
+            secs.filter(|s| (0..=MAX_INSTANCE_SECONDS).contains(s)).unwrap_or(DEFAULT_INSTANCE_SECONDS) * 1000
+        })
+    })
+}
 
 pub struct TtlCache<V> {
-    ttl_ms: i64,
+    ttl_ms: Cell<i64>,
     capacity: usize,
     entries: RefCell<Vec<(Box<str>, i64, V)>>,
 }
 
 impl<V: Clone> TtlCache<V> {
     /// Entries live `ttl_ms`; at most `capacity` are kept.
-    pub fn new(ttl_ms: i64, capacity: usize) -> Self {
-        TtlCache { ttl_ms, capacity: capacity.max(1), entries: RefCell::new(Vec::new()) }
+    pub const fn new(ttl_ms: i64, capacity: usize) -> Self {
+        TtlCache { ttl_ms: Cell::new(ttl_ms), capacity: if capacity == 0 { 1 } else { capacity }, entries: RefCell::new(Vec::new()) }
+    }
+
+    /// A new time to live, for entries old and new (a setting read once
+    /// the instance has its environment: see [`instance_ttl_ms`]).
+    pub fn set_ttl_ms(&self, ttl_ms: i64) {
+        self.ttl_ms.set(ttl_ms);
     }
 
     /// The value stored under `key`, if it is younger than the TTL.
@@ -45,7 +78,7 @@ impl<V: Clone> TtlCache<V> {
             return;
         }
         if entries.len() >= self.capacity {
-            entries.retain(|(_, at, _)| (0..self.ttl_ms).contains(&(now_ms - *at)));
+            entries.retain(|(_, at, _)| self.fresh(*at, now_ms));
         }
         if entries.len() >= self.capacity {
             let oldest = entries.iter().enumerate().min_by_key(|(_, (_, at, _))| *at).map_or(0, |(i, _)| i);
@@ -71,7 +104,7 @@ impl<V: Clone> TtlCache<V> {
     }
 
     fn fresh(&self, at: i64, now_ms: i64) -> bool {
-        (0..self.ttl_ms).contains(&(now_ms - at))
+        (0..self.ttl_ms.get()).contains(&(now_ms - at))
     }
 }
 
@@ -110,5 +143,39 @@ mod tests {
         c.insert("e", 4, 1_200);
         assert_eq!(c.len(), 2, "expired entries went first");
         assert_eq!((c.get("d", 1_200), c.get("e", 1_200)), (Some(3), Some(4)));
+    }
+
+    #[cfg(feature = "native")]
+    #[test]
+    fn instance_cache_seconds_setting() {
+        let cases =
+            [(None, 30_000), (Some("2"), 2_000), (Some(" 0 "), 0), (Some("300"), 300_000), (Some("301"), 30_000), (Some("-1"), 30_000), (Some("soon"), 30_000)];
+        for (value, expected) in cases {
+            // Read once per instance: each case on a thread of its own, as
+            // each instance is.
+            let got = std::thread::spawn(move || {
+                let mut env = crate::adapters::native::NativeEnv::memory().expect("env");
+                if let Some(v) = value {
+                    env.set_var("instance_cache_seconds", v);
+                }
+                let first = instance_ttl_ms(&env);
+                env.set_var("instance_cache_seconds", "7");
+                (first, instance_ttl_ms(&env))
+            })
+            .join()
+            .expect("thread");
+            assert_eq!(got, (expected, expected), "{value:?}: read once, then kept");
+        }
+    }
+
+    #[test]
+    fn a_new_ttl_applies_to_entries_already_held() {
+        let c = TtlCache::new(30_000, 8);
+        c.insert("a", 1, 0);
+        c.set_ttl_ms(2_000);
+        assert_eq!((c.get("a", 1_999), c.get("a", 2_000)), (Some(1), None));
+        c.set_ttl_ms(0);
+        c.insert("b", 2, 5_000);
+        assert_eq!(c.get("b", 5_000), None, "0 keeps nothing");
     }
 }

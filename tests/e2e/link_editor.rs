@@ -15,11 +15,11 @@ use crate::runtime::{Kind, Target};
 pub const ALL: &[(&str, Case)] =
     &[("link_editor_create_edit_live_on_l", create_edit_live), ("link_editor_other_artist_gets_404_and_nothing_changes", cross_tenant)];
 
-/// The links function's instance cache (functions/links/src/store.rs
-/// CACHE_TTL_MS, 30 s) plus slack: how long a Workers isolate may serve
-/// the old definition. Local KV has no propagation delay; Spin reads KV
-/// on every request.
-const STALE: Duration = Duration::from_secs(40);
+/// The links function's instance cache (the suite's
+/// `instance_cache_seconds`) plus slack: how long a Workers isolate may
+/// serve the old definition. Local KV has no propagation delay; Spin reads
+/// KV on every request.
+const STALE: Duration = Duration::from_secs(crate::runtime::INSTANCE_CACHE_SECONDS + 3);
 
 fn public(t: &Target, path: &str) -> Result<Res, String> {
     t.send("GET", path, &[(t.ip_header(), "198.51.100.251"), ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) e2e-link-editor")], b"")
@@ -77,7 +77,7 @@ fn create_edit_live(t: &Target) -> Result<(), String> {
             break;
         }
         ensure!(Instant::now() < deadline, "the edit is not on /l/{slug} after {STALE:?}: still {to}");
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
     let list = body(&b.get("/app/links")?);
     ensure!(list.contains(&format!("/l/{slug}")) && list.contains("New smart link"), "listed");

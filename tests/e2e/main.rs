@@ -78,12 +78,21 @@ fn main() {
                 continue;
             }
             let (target, turns, ticket) = (target.clone(), Arc::clone(&turns), trials.len());
+            let name_for_timing = name.clone();
             trials.push(Trial::test(name, move || {
                 let _turn = turns.wait(ticket);
-                match &target {
+                let started = std::time::Instant::now();
+                let result = match &target {
                     Ok(t) => f(t).map_err(Failed::from),
                     Err(e) => Err(Failed::from(format!("runtime did not start: {e}"))),
+                };
+                // The suite's length is the slower runtime's sum of cases:
+                // the slow ones are named, to know where it goes.
+                let took = started.elapsed();
+                if took >= SLOW {
+                    eprintln!("slow case: {name_for_timing} took {:.1} s", took.as_secs_f64());
                 }
+                result
             }));
         }
         per_runtime.push(trials.into_iter());
@@ -98,6 +107,9 @@ fn main() {
     drop((workers, spin)); // stops the servers
     conclusion.exit();
 }
+
+/// Cases that take this long are named on stderr as they end.
+const SLOW: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// One runtime's cases in queue order: ticket `n` runs once `n - 1` has
 /// finished, however the thread pool happens to pick them up.

@@ -17,9 +17,9 @@ pub const ALL: &[(&str, Case)] =
 
 const V1: &str = "Email me news from E2E Band & friends.";
 const V2: &str = "Email me news and presale codes from E2E Band.";
-/// Signup's page cache (functions/signup/src/store.rs PAGE_CACHE_TTL_MS)
-/// plus slack: how long a Workers isolate may show the old page.
-const STALE: Duration = Duration::from_secs(40);
+/// Signup's page cache (the suite's `instance_cache_seconds`) plus slack:
+/// how long a Workers isolate may show the old page.
+const STALE: Duration = Duration::from_secs(crate::runtime::INSTANCE_CACHE_SECONDS + 3);
 
 /// The evidence of a fan's first consent event: (version, hash).
 fn evidence(t: &Target, fan: &str) -> Result<(String, String), String> {
@@ -88,7 +88,7 @@ fn create_edit_consent(t: &Target) -> Result<(), String> {
             break;
         }
         ensure!(Instant::now() < deadline, "the edit is not on /s/{slug} after {STALE:?}");
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(200));
     }
     signup(t, "198.51.100.243", &slug, "pages-fan-2@example.com")?;
     let second = fan_id(t, "e2e-artist", "pages-fan-2@example.com")?;

@@ -54,8 +54,15 @@ fn settings(mail_url: &str, overrides: &[(&'static str, String)]) -> Vec<(&'stat
     all
 }
 
+/// The instance caches' time to live in the suite (README "Settings and
+/// secrets", `instance_cache_seconds`; 30 s by default): edits and
+/// deletions are checked to show within it, without waiting half a minute
+/// each on Workers.
+pub const INSTANCE_CACHE_SECONDS: u64 = 2;
+
 fn base_settings(mail_url: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("instance_cache_seconds", INSTANCE_CACHE_SECONDS.to_string()),
         ("data_keys", DATA_KEYS.to_owned()),
         ("index_key", INDEX_KEY.to_owned()),
         ("token_keys", format!("{TOKEN_KEY_NEW},{TOKEN_KEY_OLD}")),

@@ -18,14 +18,14 @@
 //! - One refusal at a time, as the API answers: its first error, shown at
 //!   its field; 422 for an invalid value, 409 for a slug already taken.
 //! - Saved changes are written through to KV at once; the links function
-//!   keeps a link in each instance for up to `CACHE_TTL_MS` (30 s) and
+//!   keeps a link in each instance for `instance_cache_seconds` (30 s) and
 //!   Workers KV takes up to a minute to reach every location, which the
 //!   page after saving says ([`saved_notice`]).
 //! - A link whose slug is `new` keeps its analytics at
 //!   `/app/links/new`, which is the creation form: it is edited (and
 //!   reached) from the list's Edit link.
 
-use links::edit::{save_link, Cache, Definition, Platform, CACHE_TTL_MS, MAX_LABEL, MAX_TITLE};
+use links::edit::{save_link, Cache, Definition, Platform, MAX_LABEL, MAX_TITLE};
 use links::json::{self, Json};
 use maud::{html, Markup};
 use shared::http::StatusCode;
@@ -159,16 +159,18 @@ pub fn saved_notice<E: Env>(ctx: &Ctx<'_, E>, slug: &str) -> Markup {
     html! {
         div.card role="status" {
             p.ok { (verb) ". " a href=(url) { (url) } " is yours to share." }
-            p { (live_note()) }
+            p { (live_note(ctx.env)) }
         }
     }
 }
 
-fn live_note() -> String {
+/// The links function's instance cache time is the same setting as
+/// ours (`instance_cache_seconds`, README "Settings and secrets").
+fn live_note(env: &impl Env) -> String {
     format!(
         "Fans see a change within about a minute and a half: each instance of the link page keeps a link for up to {} seconds, \
          and the copy it reads can take up to a minute to reach every location (on a single machine, within {0} seconds).",
-        CACHE_TTL_MS / 1000
+        shared::cache::instance_ttl_ms(env) / 1000
     )
 }
 
@@ -493,7 +495,7 @@ fn form_page<E: Env>(ctx: &Ctx<'_, E>, slug: Option<&str>, d: &Draft, status: St
                     }
                 }
             }
-            p.hint { (live_note()) }
+            p.hint { (live_note(ctx.env)) }
             button type="submit" { @if slug.is_some() { "Save" } @else { "Create the link" } }
         }
     };

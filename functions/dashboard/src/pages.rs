@@ -13,7 +13,7 @@
 //!   are one atomic batch. The slug cannot change: printed flyers and
 //!   embeds point at it, and fans' evidence names it.
 //! - An edit shows on `/s/{slug}` within signup's page cache
-//!   (`PAGE_CACHE_TTL_MS`, 30 s) on Workers; at once on Spin.
+//!   (`instance_cache_seconds`, 30 s) on Workers; at once on Spin.
 //! - Preview without script: the edit form's Preview button posts the
 //!   draft into a sandboxed frame beside it, where the draft is rendered
 //!   by the very function that renders the public page
@@ -158,12 +158,13 @@ pub async fn show<E: Env>(ctx: &Ctx<'_, E>, id: &str) -> Result<Response, Error>
         .await?;
     let base = public_base(ctx.env);
     let address = format!("{base}/s/{}", page.slug);
+    // Signup keeps a page for `instance_cache_seconds` (the same setting
+    // here, README "Settings and secrets").
+    let within = format!("Fans see the change within {} seconds.", shared::cache::instance_ttl_ms(ctx.env) / 1000);
     let notice = match httpx::query_param(&ctx.parts.uri, "did").as_deref() {
-        Some("created") => Some("Created. The page is live at its address now."),
-        Some("saved") => Some("Saved. Fans see the change within 30 seconds."),
-        Some("new-version") => {
-            Some("Saved, with a new consent version. Fans who agreed to an earlier text keep it on record. Fans see the change within 30 seconds.")
-        }
+        Some("created") => Some("Created. The page is live at its address now.".to_owned()),
+        Some("saved") => Some(format!("Saved. {within}")),
+        Some("new-version") => Some(format!("Saved, with a new consent version. Fans who agreed to an earlier text keep it on record. {within}")),
         _ => None,
     };
     let body = html! {

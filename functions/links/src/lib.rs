@@ -28,7 +28,7 @@ mod visit;
 pub mod edit {
     pub use crate::api::save_link;
     pub use crate::link::{valid_slug, Country, Definition, Platform, Target, MAX_LABEL, MAX_TITLE};
-    pub use crate::store::{Cache, Scope, Stored, CACHE_TTL_MS};
+    pub use crate::store::{Cache, Scope, Stored};
 }
 
 use std::rc::Rc;
@@ -45,6 +45,8 @@ const QR_PATH: &str = "qr.svg";
 
 thread_local! {
     // One per wasm instance: a Workers isolate keeps it across requests.
+    // Its time to live is the `instance_cache_seconds` setting (default
+    // 30 s), set at each request from a value read once.
     static CACHE: Rc<Cache> = Rc::new(Cache::new(store::CACHE_TTL_MS, store::CACHE_CAPACITY));
 }
 
@@ -53,6 +55,7 @@ shared::export!(handle);
 /// The route family's single entry point.
 pub async fn handle(req: Request, env: &impl Env) -> Response {
     let cache = CACHE.with(Rc::clone);
+    cache.set_ttl_ms(shared::cache::instance_ttl_ms(env));
     serve(req, env, &cache).await
 }
 

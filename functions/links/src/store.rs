@@ -25,7 +25,9 @@ use crate::visit::Visit;
 /// database read per request.
 pub type Cache = TtlCache<Option<Rc<Link>>>;
 
-pub const CACHE_TTL_MS: i64 = 30_000;
+/// The default of the `instance_cache_seconds` setting
+/// (`shared::cache::instance_ttl_ms`), which [`crate::handle`] applies.
+pub const CACHE_TTL_MS: i64 = shared::cache::DEFAULT_INSTANCE_SECONDS * 1000;
 pub const CACHE_CAPACITY: usize = 256;
 pub const KV_TTL_SECS: u32 = 3600;
 /// Shorter for refills: a refill that read the database just before an

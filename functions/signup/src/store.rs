@@ -71,15 +71,17 @@ impl Status {
 /// shared with the dashboard, which creates pages).
 pub use shared::capture::valid_slug;
 
-/// How long a capture page is kept in the instance. A Workers isolate
-/// serves many requests and the CDN does not cache a Worker's answers by
-/// itself, so this is what keeps a busy page (and its signups) off the
-/// database; an edit shows within this time. Spin starts a fresh instance
-/// per request: there the cache is always empty.
-pub const PAGE_CACHE_TTL_MS: i64 = 30_000;
+/// How long a capture page is kept in the instance, unless the
+/// `instance_cache_seconds` setting says otherwise
+/// (`shared::cache::instance_ttl_ms`). A Workers isolate serves many
+/// requests and the CDN does not cache a Worker's answers by itself, so
+/// this is what keeps a busy page (and its signups) off the database; an
+/// edit shows within this time. Spin starts a fresh instance per request:
+/// there the cache is always empty.
+pub const PAGE_CACHE_TTL_MS: i64 = shared::cache::DEFAULT_INSTANCE_SECONDS * 1000;
 
 thread_local! {
-    static PAGES: TtlCache<Option<Rc<Page>>> = TtlCache::new(PAGE_CACHE_TTL_MS, 64);
+    static PAGES: TtlCache<Option<Rc<Page>>> = const { TtlCache::new(PAGE_CACHE_TTL_MS, 64) };
 }
 
 /// The page behind `slug` (hits and misses cached, see [`PAGE_CACHE_TTL_MS`]).
@@ -88,7 +90,11 @@ pub async fn find_page(env: &impl Env, slug: &str) -> Result<Option<Rc<Page>>, E
         return Ok(None);
     }
     let now = env.now_ms();
-    if let Some(hit) = PAGES.with(|c| c.get(slug, now)) {
+    let ttl = shared::cache::instance_ttl_ms(env);
+    if let Some(hit) = PAGES.with(|c| {
+        c.set_ttl_ms(ttl);
+        c.get(slug, now)
+    }) {
         return Ok(hit);
     }
     let page = read_page(env, slug).await?.map(Rc::new);
