@@ -15,8 +15,28 @@ struct World {
     mail: Recorder,
 }
 
-fn keys() -> shared::crypto::Keys {
+/// The suite's keys, as `mail_and_env` sets them.
+pub(crate) fn keys() -> shared::crypto::Keys {
     shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap()
+}
+
+/// Artist `a1` (Nova & the Tides) with an owner and a member, and artist
+/// `a2` (Other Artist) with its owner: the two tenants most modules test.
+pub(crate) const TWO_ARTISTS_USERS: [(&str, &str, &str, &str); 3] =
+    [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")];
+
+/// Inserts each `(id, artist, email, role)` as a dashboard user, the
+/// address encrypted and indexed as sign-in expects.
+pub(crate) fn add_users(env: &NativeEnv, users: &[(&str, &str, &str, &str)]) {
+    for (id, artist, email, role) in users {
+        env.db
+            .conn()
+            .execute(
+                "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+                [*id, *artist, &enc(&format!("user.email:{artist}"), email), &user_index(email), *role],
+            )
+            .unwrap();
+    }
 }
 
 fn enc(context: &str, value: &str) -> String {
@@ -43,15 +63,7 @@ fn world() -> World {
     let (mail, env) = mail_and_env();
     let conn = env.db.conn();
     conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();
-    for (id, artist, email, role) in
-        [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")]
-    {
-        conn.execute(
-            "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-            [id, artist, &enc(&format!("user.email:{artist}"), email), &user_index(email), role],
-        )
-        .unwrap();
-    }
+    add_users(&env, &TWO_ARTISTS_USERS);
     conn.execute_batch(
         "INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at)
            VALUES ('p1', 'a1', 'tour', 'Tour news', 'Send me tour news.', 'v1', 0, 0, 0),

@@ -12,8 +12,6 @@ use shared::{Env, Kv, Response};
 
 use crate::tests::{hidden, text, Browser};
 
-const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 const TOKEN: &str = "sd_nova_token_for_link_tests";
 const NIGHT: &str =
     r#"{"slug":"night","title":"Night","artist":"Nova","auto_redirect":false,"targets":[{"platform":"spotify","url":"https://open.spotify.com/x"}]}"#;
@@ -25,18 +23,9 @@ struct World {
 
 fn world() -> World {
     let (mail, env) = crate::tests::mail_and_env();
-    let k = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
     let conn = env.db.conn();
     conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0); INSERT INTO artists VALUES ('a2', 'Other Artist', 0);").unwrap();
-    for (id, artist, email, role) in
-        [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")]
-    {
-        conn.execute(
-            "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-            [id, artist, &k.encrypt(email.as_bytes(), format!("user.email:{artist}").as_bytes()).unwrap(), &k.blind_index("users", email), role],
-        )
-        .unwrap();
-    }
+    crate::tests::add_users(&env, &crate::tests::TWO_ARTISTS_USERS);
     conn.execute("INSERT INTO links (id, artist_id, slug, definition, created_at, updated_at) VALUES ('l1', 'a1', 'night', ?1, 0, 0)", [NIGHT]).unwrap();
     conn.execute(
         "INSERT INTO api_tokens (id, artist_id, token_hash, label, created_at) VALUES ('t1', 'a1', ?1, 'bot', 0)",

@@ -9,8 +9,6 @@ use shared::Env;
 
 use crate::tests::{text, Browser};
 
-const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 const DAY: i64 = 86_400_000;
 
 struct World {
@@ -29,19 +27,11 @@ fn day(env: &NativeEnv, back: i64) -> String {
 /// would show if a query forgot whose data it reads.
 fn world() -> World {
     let (mail, env) = crate::tests::mail_and_env();
-    let k = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
     let (today, yesterday, long_ago) = (day(&env, 0), day(&env, 1), day(&env, 60));
     let now = env.now_ms();
     let conn = env.db.conn();
-    for (artist, who, name) in [("a1", "one", "Artist One"), ("a2", "two", "Artist Two")] {
-        conn.execute("INSERT INTO artists VALUES (?1, ?2, 0)", [artist, name]).unwrap();
-        let email = format!("owner@{who}.example");
-        conn.execute(
-            "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, 'owner', 0)",
-            [&format!("u-{who}"), artist, &k.encrypt(email.as_bytes(), format!("user.email:{artist}").as_bytes()).unwrap(), &k.blind_index("users", &email)],
-        )
-        .unwrap();
-    }
+    conn.execute_batch("INSERT INTO artists VALUES ('a1', 'Artist One', 0), ('a2', 'Artist Two', 0);").unwrap();
+    crate::tests::add_users(&env, &[("u-one", "a1", "owner@one.example", "owner"), ("u-two", "a2", "owner@two.example", "owner")]);
     conn.execute_batch(&format!(
         "INSERT INTO capture_pages (id, artist_id, slug, title, consent_text, consent_version, double_opt_in, created_at, updated_at) VALUES
            ('p1', 'a1', 'tour', 'Tour news', 'Send me tour news.', 'v1', 0, 0, 0),

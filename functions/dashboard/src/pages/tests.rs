@@ -12,8 +12,6 @@ use shared::Response;
 
 use crate::tests::{hidden, text, Browser};
 
-const DATA_KEYS: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const INDEX_KEY: &str = "HxAeHRwbGhkYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE=";
 const V1: &str = "Send me tour news.";
 
 struct World {
@@ -26,7 +24,7 @@ struct World {
 /// artist `a2` with page `p2` (slug `other`).
 fn world() -> World {
     let (mail, env) = crate::tests::mail_and_env();
-    let k = shared::crypto::Keys::parse(DATA_KEYS, INDEX_KEY).unwrap();
+    let k = crate::tests::keys();
     let conn = env.db.conn();
     conn.execute_batch(&format!(
         "INSERT INTO artists VALUES ('a1', 'Nova & the Tides', 0), ('a2', 'Other Artist', 0);
@@ -34,16 +32,7 @@ fn world() -> World {
            VALUES ('p1', 'a1', 'tour', 'Tour news', '{V1}', 'v1', 0, 0, 0), ('p2', 'a2', 'other', 'Other', 'Other news.', 'v1', 0, 0, 0);"
     ))
     .unwrap();
-    for (id, artist, email, role) in
-        [("u1", "a1", "owner@nova.example", "owner"), ("u2", "a1", "member@nova.example", "member"), ("u3", "a2", "owner@other.example", "owner")]
-    {
-        let enc = k.encrypt(email.as_bytes(), format!("user.email:{artist}").as_bytes()).unwrap();
-        conn.execute(
-            "INSERT INTO users (id, artist_id, email_enc, email_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-            [id, artist, &enc, &k.blind_index("users", email), role],
-        )
-        .unwrap();
-    }
+    crate::tests::add_users(&env, &crate::tests::TWO_ARTISTS_USERS);
     let enc = k.encrypt(b"fan@example.com", shared::crypto::fan_email_context("a1", "f1").as_bytes()).unwrap();
     conn.execute(
         "INSERT INTO fans (id, artist_id, email_enc, email_hash, status, source_page_id, consent_version, created_at, updated_at)
