@@ -1276,7 +1276,7 @@ def goals_section(report):
     if drops:
         parts = []
         for name, d in drops:
-            label = "Workers" if name == "workers" else "Spin"
+            label = runtime_label(name)
             if d["status"] != "ok":
                 parts.append(f"{label} {d['status']} ({d['note']})")
                 continue
@@ -1312,7 +1312,7 @@ def drop_section(report):
              "| runtime | answered | seconds | req/s | p50 ms | p99 ms | max ms | CPU ms/req | answers by status | other errors | rows stored | = 2xx |",
              "|---|--:|--:|--:|--:|--:|--:|--:|---|---|--:|---|"]
     for name, d in drops:
-        label = "Workers" if name == "workers" else "Spin"
+        label = runtime_label(name)
         if d["status"] != "ok":
             lines.append(f"| {label} | {d['status']}: {d['note']} | | | | | | | | | | |")
             continue
@@ -1385,7 +1385,7 @@ def markdown(report):
         lines.append(f"| {r['function']} | {cell(w, 'raw')} | {cell(w, 'gzip')} | {cell(j, 'raw')} | {cell(j, 'gzip')} | "
                      f"{kb(total) if w else '—'} | {cell(sp, 'raw')} | {cell(sp, 'gzip')} |")
     for name, rt in report["runtimes"].items():
-        lines += ["", f"## Throughput — {'Workers' if name == 'workers' else 'Spin'}", ""]
+        lines += ["", f"## Throughput — {runtime_label(name)}", ""]
         if rt.get("not_run") or rt.get("error"):
             lines += [f"**Not measured:** {(rt.get('not_run') or rt['error']).splitlines()[0]}"]
             if not rt["targets"]:
@@ -1491,7 +1491,7 @@ def export_table(report):
              "| runtime | request | rows | median ms | body MB | peak RSS Δ MB | DB queries |", "|---|---|--:|--:|--:|--:|--:|"]
     hows = {}
     for name, o in rows:
-        rt = "Workers" if name == "workers" else "Spin"
+        rt = runtime_label(name)
         q = o.get("queries", {})
         if q:
             hows.setdefault(q["how"], len(hows) + 1)
@@ -1508,8 +1508,17 @@ def export_table(report):
     return lines
 
 
+def runtime_label(name):
+    return "Workers" if name == "workers" else "Spin"
+
+
+def targets_with(report, key):
+    """(runtime name, target) for every measured target that recorded `key`."""
+    return [(name, t) for name, rt in report["runtimes"].items() for t in rt.get("targets", []) if t.get(key)]
+
+
 def page_sizes_table(report):
-    rows = [(name, t) for name, rt in report["runtimes"].items() for t in rt.get("targets", []) if t.get("page_bytes")]
+    rows = targets_with(report, "page_bytes")
     if not rows:
         return []
     lines = ["", "## Page sizes", "",
@@ -1517,12 +1526,12 @@ def page_sizes_table(report):
              "the fan pages' limit is 15 KB.", "",
              "| runtime | page | bytes |", "|---|---|--:|"]
     for name, t in rows:
-        lines.append(f"| {'Workers' if name == 'workers' else 'Spin'} | {t['title']} | {t['page_bytes']:,} |")
+        lines.append(f"| {runtime_label(name)} | {t['title']} | {t['page_bytes']:,} |")
     return lines
 
 
 def rows_read_table(report):
-    rows = [(name, t) for name, rt in report["runtimes"].items() for t in rt.get("targets", []) if t.get("rows_read")]
+    rows = targets_with(report, "rows_read")
     if not rows:
         return []
     lines = ["", "## Rows read per view", "",
@@ -1531,7 +1540,7 @@ def rows_read_table(report):
              "| runtime | view | rows read | per statement | statements |", "|---|---|--:|---|---|"]
     for name, t in rows:
         r = t["rows_read"]
-        lines.append(f"| {'Workers' if name == 'workers' else 'Spin'} | {t['title']} | {r['total']:,} | "
+        lines.append(f"| {runtime_label(name)} | {t['title']} | {r['total']:,} | "
                      f"{' + '.join(f'{n:,}' for n in r['per_statement'])} | {r['how']} |")
     return lines
 
