@@ -71,9 +71,9 @@ const DELETE: [&str; 21] = [
     "DELETE FROM links WHERE artist_id = ?1 RETURNING slug",
 ];
 
-/// When a deletion made now is purged.
-fn purge_time(env: &impl Env) -> i64 {
-    env.now_ms() + shared::retention::Settings::from_env(env).deleted_workspace_days * DAY_MS
+/// When a deletion made at `now` is purged.
+fn purge_time(env: &impl Env, now: i64) -> i64 {
+    now + shared::retention::Settings::from_env(env).deleted_workspace_days * DAY_MS
 }
 
 /// How many parts the export's fans take (at least one), and how many
@@ -99,7 +99,7 @@ async fn page<E: Env>(ctx: &Ctx<'_, E>, error: Option<&str>, typed: &str, status
     let body = html! {
         h1 { "Delete this workspace" }
         p { "Everyone on the team is signed out of " strong { (name) } " for good. API tokens, sign-in links, capture pages and smart links stop working at once; webhook endpoints get nothing more." }
-        p { "Fans, their consent history and the mail log stay out of reach until " (view::date(purge_time(ctx.env))) " (so a mistake or a dispute can still be answered), then all of it is deleted." }
+        p { "Fans, their consent history and the mail log stay out of reach until " (view::date(purge_time(ctx.env, ctx.env.now_ms()))) " (so a mistake or a dispute can still be answered), then all of it is deleted." }
         h2 { "1. Download your data" }
         ul {
             li { a href="/app/fans.csv" download { "Fans (CSV)" } }
@@ -130,8 +130,11 @@ pub async fn delete<E: Env>(ctx: &Ctx<'_, E>) -> Result<Response, Error> {
     if typed.is_empty() || typed != name {
         return page(ctx, Some("That isn't the workspace's name, so nothing was deleted."), typed, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let purge = purge_time(ctx.env);
-    let record = [Param::Int(ctx.env.now_ms()), Param::Text(&ctx.session.user_id), Param::Int(purge)];
+    // One reading of the clock: the record says exactly how long the
+    // workspace is kept, whatever millisecond the two would fall in.
+    let now = ctx.env.now_ms();
+    let purge = purge_time(ctx.env, now);
+    let record = [Param::Int(now), Param::Text(&ctx.session.user_id), Param::Int(purge)];
     let stmts: Vec<(&str, &[Param<'_>])> = DELETE.iter().enumerate().map(|(i, sql)| (*sql, if i == 0 { &record[..] } else { &[] })).collect();
     let mut rows = ctx.db.batch(&stmts).await?;
     forget_links(ctx.env, rows.pop().unwrap_or_default()).await;
